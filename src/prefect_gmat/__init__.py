@@ -1,0 +1,30 @@
+"""prefect-gmat: GMAT parameter sweeps as Prefect flows.
+
+One Prefect task run per grid point, GMAT run in warm engine processes,
+Parquet per run, and a JSON Lines manifest compatible with gmat-sweep 0.6.0.
+"""
+
+from prefect_gmat.api import load_sweep, resume, retry_failed, sweep
+from prefect_gmat.errors import (
+    BundleError,
+    EngineNotFoundError,
+    ManifestError,
+    PrefectGmatError,
+    RunError,
+    SweepDirectoryError,
+    SweepSpecError,
+)
+
+__all__ = [
+    "BundleError",
+    "EngineNotFoundError",
+    "ManifestError",
+    "PrefectGmatError",
+    "RunError",
+    "SweepDirectoryError",
+    "SweepSpecError",
+    "load_sweep",
+    "resume",
+    "retry_failed",
+    "sweep",
+]

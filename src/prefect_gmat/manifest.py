@@ -1,0 +1,247 @@
+"""The sweep manifest: JSON Lines, schema_version 1, readable by gmat-sweep 0.6.0.
+
+No Prefect here. Line 1 is the header (script hash, versions, the parameter
+spec); every later line is one run's record, appended and fsynced as the run
+finishes, so a killed sweep leaves a manifest that is valid up to, at worst, a
+torn last line, which :func:`read_manifest` drops. The last record for a run
+id wins, so a retried or resumed run simply appends again.
+
+Records carry gmat-sweep's fields plus a few of ours (``attempts``,
+``failure``, ``error``, ``output_sha256``); gmat-sweep ignores keys it does not
+know, so both tools read each other's manifests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from prefect_gmat.errors import ManifestError
+from prefect_gmat.runner import Outcome
+
+__all__ = [
+    "MANIFEST_NAME",
+    "SCHEMA_VERSION",
+    "ManifestData",
+    "ManifestWriter",
+    "make_header",
+    "outcome_record",
+    "read_manifest",
+]
+
+MANIFEST_NAME = "manifest.jsonl"
+SCHEMA_VERSION = 1
+#: The gmat-sweep release whose manifest format this package writes.
+GMAT_SWEEP_FORMAT = "0.6.0"
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def make_header(
+    *,
+    script_sha256: str,
+    engine_version: str,
+    parameter_spec: Mapping[str, Any],
+    run_count: int,
+    seed: int | None = None,
+    script_path: str | None = None,
+    engine_source: str | None = None,
+) -> dict[str, Any]:
+    """The header record: gmat-sweep's fields, plus where the script and engine came from."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "script_sha256": script_sha256,
+        "gmat_sweep_version": GMAT_SWEEP_FORMAT,
+        "gmat_run_version": version("gmat-run"),
+        "gmat_install_version": engine_version,
+        "python_version": platform.python_version(),
+        "os_platform": platform.platform(),
+        "sweep_seed": seed,
+        "parameter_spec": dict(parameter_spec),
+        "run_count": run_count,
+        "backend": "prefect",
+        "postprocess": None,
+        "prefect_gmat_version": version("prefect-gmat"),
+        "script_path": script_path,
+        "engine_source": engine_source,
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def outcome_record(outcome: Outcome) -> dict[str, Any]:
+    """One manifest line for a run (gmat-sweep's ``ManifestEntry`` fields + ours)."""
+    stderr = None
+    if not outcome.ok:
+        stderr = outcome.error or "failed"
+        if outcome.log_excerpt:
+            stderr += "\n--- GMAT log ---\n" + outcome.log_excerpt
+    return {
+        "run_id": outcome.run_id,
+        "overrides": dict(outcome.overrides),
+        "context": {},
+        "status": outcome.status,
+        "output_paths": dict(outcome.output_paths),
+        "extra_outputs": {},
+        "solver_paths": dict(outcome.solver_paths),
+        "converged": dict(outcome.converged),
+        "postprocess_status": "none",
+        "started_at": _iso(outcome.started_at),
+        "ended_at": _iso(outcome.ended_at),
+        "duration_s": outcome.duration_s,
+        "stderr": stderr,
+        "log_path": outcome.log_path,
+        "attempts": outcome.attempts,
+        "failure": outcome.failure,
+        "error": outcome.error,
+        "output_sha256": dict(outcome.output_sha256),
+    }
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ManifestWriter:
+    """Appends records to a manifest, each fsynced before :meth:`append` returns.
+
+    Thread-safe. ``create`` refuses an existing file: a manifest is never
+    clobbered; continue one with :meth:`open_existing`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, path: Path, header: Mapping[str, Any]) -> ManifestWriter:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps(dict(header), sort_keys=True) + "\n"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            raise ManifestError(
+                f"{path} already exists; resume that sweep, or choose a new output directory.",
+                path=str(path),
+            ) from None
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _fsync_dir(path.parent)
+        return cls(path)
+
+    @classmethod
+    def open_existing(cls, path: Path) -> ManifestWriter:
+        """Append to an existing manifest, first cutting off a torn last line if there is one.
+
+        A kill mid-append leaves a line without its newline; gmat-sweep's reader rejects
+        such a line anywhere but at the end, so it is removed before anything follows it.
+        """
+        with open(path, "rb+") as handle:
+            data = handle.read()
+            end = data.rfind(b"\n") + 1
+            if end != len(data):
+                handle.truncate(end)
+                handle.flush()
+                os.fsync(handle.fileno())
+        return cls(path)
+
+    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+        payload = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
+        if not payload:
+            return
+        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+@dataclass
+class ManifestData:
+    """A manifest as read: its header and the winning record per run id."""
+
+    path: Path
+    header: dict[str, Any]
+    records: dict[int, dict[str, Any]] = field(default_factory=dict)
+    torn_line: int | None = None
+
+    def failed_ids(self) -> list[int]:
+        return sorted(i for i, r in self.records.items() if r["status"] != "ok")
+
+    def ok_ids(self) -> list[int]:
+        return sorted(i for i, r in self.records.items() if r["status"] == "ok")
+
+
+def read_manifest(path: str | os.PathLike[str]) -> ManifestData:
+    """Read a manifest, last record per run id winning, tolerating a torn tail.
+
+    Like gmat-sweep, a last line without its newline (a kill mid-append) is
+    dropped, and its number kept in ``torn_line``; a malformed line anywhere
+    else is an error, as is a bad header.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(
+            f"no manifest at {path}; is this a sweep output directory? "
+            "A sweep writes manifest.jsonl into its `out` directory.",
+            path=str(path),
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path} is not a UTF-8 text manifest: {exc}", path=str(path)) from None
+    lines = raw.split("\n")
+    torn = lines.pop()  # "" when the file ends with a newline
+    if not lines:
+        raise ManifestError(
+            f"{path} has no complete header line; the file is not a sweep manifest.",
+            path=str(path),
+            line=1,
+        )
+    try:
+        header = json.loads(lines[0])
+        if not isinstance(header, dict) or "schema_version" not in header:
+            raise ValueError("the first line has no schema_version")
+    except ValueError as exc:
+        raise ManifestError(
+            f"{path} line 1 is not a manifest header ({exc}); the file is not a sweep manifest.",
+            path=str(path),
+            line=1,
+        ) from None
+    if header["schema_version"] != SCHEMA_VERSION:
+        raise ManifestError(
+            f"{path} has schema_version {header['schema_version']}; this version reads "
+            f"{SCHEMA_VERSION}. Upgrade prefect-gmat.",
+            path=str(path),
+            line=1,
+        )
+    data = ManifestData(path=path, header=header, torn_line=len(lines) + 1 if torn else None)
+    for number, line in enumerate(lines[1:], start=2):
+        try:
+            record = json.loads(line)
+            data.records[int(record["run_id"])] = record
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ManifestError(
+                f"{path} line {number} is not a valid run record ({exc}). "
+                "The manifest was edited or damaged; restore it, or delete that line "
+                "and resume to re-run the run it described.",
+                path=str(path),
+                line=number,
+            ) from None
+    return data

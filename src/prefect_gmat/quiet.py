@@ -1,0 +1,49 @@
+"""Keep Prefect's own chatter out of a user's terminal when the API or CLI runs a sweep.
+
+Ephemeral mode (no ``PREFECT_API_URL``) starts a temporary server whose
+telemetry, SQLite locking and shutdown messages concern Prefect, not the user.
+Warnings from the sweep itself (failed runs) still show. A user who sets
+``PREFECT_LOGGING_LEVEL`` gets Prefect's logging untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["quiet_prefect"]
+
+_SILENCED = ("docket", "sqlalchemy", "uvicorn", "httpx", "asyncio", "prefect.server")
+
+
+class _DropServerLifecycle(logging.Filter):
+    """Drop the ephemeral server's start/stop notices (they are logged at exit, too)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "temporary server" not in record.getMessage()
+
+
+_filter = _DropServerLifecycle()
+
+
+@contextmanager
+def quiet_prefect() -> Iterator[None]:
+    """Silence Prefect's internal loggers for the block (ephemeral mode only)."""
+    if os.environ.get("PREFECT_LOGGING_LEVEL") or os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    # The ephemeral server is a subprocess: it inherits this at start.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    prefect_logger = logging.getLogger("prefect")
+    if _filter not in prefect_logger.filters:
+        prefect_logger.addFilter(_filter)
+    saved = {name: logging.getLogger(name).level for name in _SILENCED}
+    for name in _SILENCED:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)

@@ -1,0 +1,280 @@
+"""One GMAT run inside a worker process: load fresh, override, run, write Parquet.
+
+No Prefect here. :func:`start_engine` is called once per worker process;
+:func:`execute` once per run. ``execute`` never raises for a run fault: every
+failure becomes an :class:`Outcome` with a status, a cause a user can read and
+the GMAT log lines that explain it, because an exception from the engine
+(``GmatRunError``) does not survive pickling and a worker must keep serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "Outcome",
+    "RunJob",
+    "execute",
+    "failed_outcome",
+    "log_excerpt",
+    "sha256_file",
+    "start_engine",
+]
+
+Status = Literal["ok", "failed"]
+#: Why a run failed. ``timeout``, ``crashed`` and ``io`` are transient (worth a retry);
+#: ``load``, ``field`` and ``engine`` are deterministic (the same input fails again).
+FailureKind = Literal["timeout", "crashed", "io", "load", "field", "engine", "internal"]
+TRANSIENT_FAILURES: frozenset[str] = frozenset({"timeout", "crashed", "io", "internal"})
+
+WORKER_LOG = "worker.log"
+GMAT_LOG = "GmatLog.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class RunJob:
+    """Everything a worker needs for one run; small and picklable."""
+
+    run_id: int
+    script_path: str
+    overrides: dict[str, Any]
+    run_dir: str
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The small record a run returns (never a DataFrame), persisted and put in the manifest."""
+
+    run_id: int
+    status: Status
+    overrides: dict[str, Any]
+    output_paths: dict[str, str] = field(default_factory=dict)
+    output_sha256: dict[str, str] = field(default_factory=dict)
+    solver_paths: dict[str, str] = field(default_factory=dict)
+    converged: dict[str, bool] = field(default_factory=dict)
+    started_at: float = 0.0
+    ended_at: float = 0.0
+    error: str | None = None
+    failure: FailureKind | None = None
+    log_excerpt: str | None = None
+    log_path: str | None = None
+    attempts: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def transient(self) -> bool:
+        """True when the same run may well succeed if tried again."""
+        return self.failure in TRANSIENT_FAILURES
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.ended_at - self.started_at)
+
+    def with_attempts(self, attempts: int) -> Outcome:
+        return replace(self, attempts=attempts)
+
+
+def failed_outcome(
+    job: RunJob,
+    *,
+    status: str,
+    error: str,
+    started: float,
+    log: str | None = None,
+) -> Outcome:
+    """An outcome for a run the worker could not report on itself (timeout, crash)."""
+    kind: FailureKind = "timeout" if status == "timeout" else "crashed"
+    log_path = Path(job.run_dir) / WORKER_LOG
+    _append_log(log_path, f"status=failed failure={kind}: {error}")
+    return Outcome(
+        run_id=job.run_id,
+        status="failed",
+        overrides=dict(job.overrides),
+        started_at=started,
+        ended_at=time.time(),
+        error=error,
+        failure=kind,
+        log_excerpt=log,
+        log_path=str(log_path),
+    )
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+_INTERESTING = re.compile(r"error|exception|fail|cannot|unable|not found|invalid|warning", re.I)
+
+
+def log_excerpt(log: str, *, limit: int = 20) -> str:
+    """The GMAT log lines that say what went wrong: flagged lines, else the tail."""
+    lines = [line.rstrip() for line in log.splitlines() if line.strip()]
+    flagged = [line for line in lines if _INTERESTING.search(line)]
+    chosen = flagged[-limit:] if flagged else lines[-limit:]
+    return "\n".join(chosen)
+
+
+# --- inside the worker process --------------------------------------------------------
+
+_engine_root: str | None = None
+
+
+def start_engine(engine_root: str) -> None:
+    """Bootstrap GMAT from ``engine_root`` once for this process."""
+    global _engine_root
+    from gmat_run import bootstrap, locate_gmat
+
+    bootstrap(locate_gmat(engine_root))
+    _engine_root = engine_root
+
+
+def _append_log(path: Path, message: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(f"{stamp} {message}\n")
+    except OSError:
+        pass  # the log is a courtesy; the outcome carries the cause
+
+
+def execute(job: RunJob) -> Outcome:
+    """Run ``job`` in this (warm) worker and describe what happened."""
+    from gmat_run import GmatFieldError, GmatLoadError, GmatRunError, Mission
+
+    started = time.time()
+    run_dir = Path(job.run_dir)
+    worker_log = run_dir / WORKER_LOG
+    gmat_log = run_dir / GMAT_LOG
+
+    def failed(kind: FailureKind, error: str, log: str | None = None) -> Outcome:
+        _append_log(worker_log, f"status=failed failure={kind}: {error}")
+        if log:
+            _append_log(worker_log, "--- GMAT log ---\n" + log)
+        return Outcome(
+            run_id=job.run_id,
+            status="failed",
+            overrides=dict(job.overrides),
+            started_at=started,
+            ended_at=time.time(),
+            error=error,
+            failure=kind,
+            log_excerpt=log_excerpt(log) if log else None,
+            log_path=str(worker_log),
+        )
+
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _append_log(worker_log, f"run_id={job.run_id} script={job.script_path}")
+        _append_log(worker_log, f"overrides={job.overrides}")
+    except OSError as exc:
+        return failed("io", f"cannot create the run directory {run_dir}: {exc}")
+
+    try:
+        mission = Mission.load(job.script_path, gmat_root=_engine_root)
+    except GmatLoadError as exc:
+        return failed("load", f"GMAT could not load {job.script_path}: {exc}")
+    try:
+        for key, value in job.overrides.items():
+            mission[key] = value
+    except GmatFieldError as exc:
+        return failed("field", str(exc))
+
+    try:
+        results = mission.run(working_dir=run_dir, overwrite=True)
+    except GmatRunError as exc:
+        log = exc.log or _read_text(gmat_log)
+        cause = str(exc)
+        if getattr(exc, "path", None) is not None and not exc.log:
+            return failed("io", cause)
+        return failed("engine", cause, log)
+
+    try:
+        output_paths: dict[str, str] = {}
+        for name, frame in results.reports.items():
+            output_paths[f"report__{name}"] = _write_parquet(
+                run_dir / f"report__{name}.parquet", _with_time_column(frame)
+            )
+        for name, frame in results.ephemerides.items():
+            output_paths[f"ephemeris__{name}"] = _write_parquet(
+                run_dir / f"ephemeris__{name}.parquet", _with_time_column(frame)
+            )
+        solver_paths = {
+            name: _write_parquet(run_dir / f"solver__{name}.parquet", results.solver_runs[name])
+            for name in results.solver_runs
+        }
+        converged = {name: bool(flag) for name, flag in results.converged.items()}
+    except OSError as exc:
+        return failed("io", f"cannot write the run's output under {run_dir}: {exc}")
+    except Exception as exc:
+        return failed("internal", f"{type(exc).__name__}: {exc}", traceback.format_exc())
+
+    hashes = {key: sha256_file(path) for key, path in {**output_paths, **solver_paths}.items()}
+    if results.log:
+        _append_log(worker_log, "--- GMAT log ---\n" + results.log)
+    _append_log(worker_log, f"status=ok duration_s={time.time() - started:.3f}")
+    return Outcome(
+        run_id=job.run_id,
+        status="ok",
+        overrides=dict(job.overrides),
+        output_paths=output_paths,
+        output_sha256=hashes,
+        solver_paths=solver_paths,
+        converged=converged,
+        started_at=started,
+        ended_at=time.time(),
+        log_path=str(worker_log),
+    )
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _with_time_column(frame: Any) -> Any:
+    """Copy the first datetime column to ``time`` (gmat-sweep's index key), as gmat-sweep does."""
+    import pandas as pd
+
+    if "time" in frame.columns:
+        return frame
+    for column in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[column]):
+            return frame.assign(time=frame[column])
+    return frame
+
+
+def _write_parquet(path: Path, frame: Any) -> str:
+    """Write atomically (temp file + rename) so a killed run never leaves half a Parquet."""
+    if frame.columns.has_duplicates:
+        seen: dict[str, int] = {}
+        names = []
+        for column in frame.columns:
+            count = seen.get(column, 0)
+            names.append(column if count == 0 else f"{column}.{count}")
+            seen[column] = count + 1
+        frame = frame.copy()
+        frame.columns = names
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.to_parquet(tmp)
+    os.replace(tmp, path)
+    return str(path)

@@ -1,0 +1,63 @@
+"""Defaults for every sweep, from ``PREFECT_GMAT_*`` environment variables or a ``.env`` file.
+
+An argument passed to a sweep always wins over a setting; a setting wins over
+the built-in default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["GmatSettings", "get_settings"]
+
+
+class GmatSettings(BaseSettings):
+    """prefect-gmat settings (environment prefix ``PREFECT_GMAT_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PREFECT_GMAT_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    gmat_root: Path | None = Field(
+        default=None,
+        description="A GMAT install to use. Unset: GMAT_ROOT, an installed GMAT, else the pip engine.",
+    )
+    engine: Literal["auto", "pip"] = Field(
+        default="auto",
+        description="'auto' finds an installed GMAT first; 'pip' always uses the gmatpy wheel.",
+    )
+    workers: int | None = Field(
+        default=None, ge=1, description="Engine processes per sweep. Unset: the number of cores."
+    )
+    timeout: float | None = Field(
+        default=600.0, gt=0, description="Seconds one run may take before its worker is killed."
+    )
+    retries: int = Field(default=2, ge=0, description="Retries of a run that failed transiently.")
+    retry_delay: float = Field(
+        default=1.0, ge=0, description="First retry delay in seconds; doubles each retry, jittered."
+    )
+    recycle_after: int | None = Field(
+        default=500, ge=1, description="Runs before a worker process is replaced by a fresh one."
+    )
+    output_dir: Path = Field(
+        default=Path("gmat-sweeps"),
+        description="Base directory for sweeps started without an explicit `out`.",
+    )
+    max_in_flight: int | None = Field(
+        default=None,
+        ge=1,
+        description="Task runs submitted at once. Unset: 4 per worker (bounds server load).",
+    )
+
+    def resolved_workers(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+def get_settings() -> GmatSettings:
+    """Read the settings now (the environment may change between sweeps)."""
+    return GmatSettings()

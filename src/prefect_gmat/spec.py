@@ -1,0 +1,232 @@
+"""What a sweep runs: the script, the grid (or samples), and the run list they expand to.
+
+No Prefect, no engine. Grid semantics match gmat-sweep 0.6.0 so run ids agree:
+keys sorted lexicographically, then the cartesian product in
+``itertools.product`` order, run ids 0..N-1 in that order. Values are
+normalised to plain JSON types here (NumPy numbers included), and anything the
+engine cannot take (NaN, infinity, empty lists, non-scalars) is refused with
+the fix in the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import numbers
+import os
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect_gmat.errors import SweepSpecError
+
+__all__ = [
+    "Point",
+    "SweepSpec",
+    "canonical_script_sha256",
+    "normalise_value",
+]
+
+Value = bool | int | float | str
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One run of a sweep: its id and the field overrides it applies."""
+
+    run_id: int
+    overrides: dict[str, Value]
+
+
+def canonical_script_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of the script text with BOM and line endings normalised (as gmat-sweep)."""
+    raw = Path(path).read_bytes().decode("utf-8")
+    text = raw.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    return hashlib.sha256((text.rstrip("\n") + "\n").encode("utf-8")).hexdigest()
+
+
+def normalise_value(field: str, value: Any) -> Value:
+    """Turn one grid value into a plain JSON scalar, or say why it cannot be one."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        number = float(value)
+        if math.isnan(number) or math.isinf(number):
+            raise SweepSpecError(
+                f"grid value {value!r} for {field!r} is not a finite number; "
+                "GMAT cannot run with NaN or infinity. Remove it from the grid.",
+                field=field,
+                value=repr(value),
+            )
+        return number
+    raise SweepSpecError(
+        f"grid value {value!r} for {field!r} has type {type(value).__name__}; "
+        "use a number (int, float, NumPy scalar), a bool or a string.",
+        field=field,
+        value=repr(value),
+    )
+
+
+def _check_field_name(field: Any) -> str:
+    if not isinstance(field, str) or "." not in field or field.startswith(".") or field.endswith("."):
+        raise SweepSpecError(
+            f"grid key {field!r} is not a GMAT field path; write it as "
+            "'Resource.Field' (for example 'Sat.SMA'), or '<Variable>.Value' for a Variable.",
+            field=str(field),
+        )
+    return field
+
+
+@dataclass(frozen=True, slots=True)
+class SweepSpec:
+    """A validated, normalised sweep: script plus either a grid or explicit samples."""
+
+    script: Path
+    grid: dict[str, list[Value]] | None = None
+    samples: list[dict[str, Value]] | None = None
+    seed: int | None = None
+
+    @classmethod
+    def from_grid(cls, script: str | os.PathLike[str], grid: Mapping[str, Iterable[Any]]) -> SweepSpec:
+        if not isinstance(grid, Mapping) or not grid:
+            raise SweepSpecError(
+                "grid must be a non-empty mapping of 'Resource.Field' to a list of values, "
+                "for example {'Sat.SMA': [7000, 7100]}.",
+                field="grid",
+            )
+        clean: dict[str, list[Value]] = {}
+        for key, values in grid.items():
+            name = _check_field_name(key)
+            if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+                raise SweepSpecError(
+                    f"grid[{name!r}] must be a list of values, got {type(values).__name__}; "
+                    f"write {{{name!r}: [{values!r}]}} for a single value.",
+                    field=name,
+                )
+            listed = [normalise_value(name, v) for v in values]
+            if not listed:
+                raise SweepSpecError(
+                    f"grid[{name!r}] is empty; give at least one value or drop the field.",
+                    field=name,
+                )
+            clean[name] = listed
+        return cls(script=_script_path(script), grid=clean)
+
+    @classmethod
+    def from_samples(
+        cls,
+        script: str | os.PathLike[str],
+        samples: Sequence[Mapping[str, Any]],
+    ) -> SweepSpec:
+        """Explicit points (one mapping per run), e.g. from a design of experiments."""
+        if not samples:
+            raise SweepSpecError("samples is empty; give at least one point.", field="samples")
+        keys = set(samples[0])
+        rows: list[dict[str, Value]] = []
+        for index, row in enumerate(samples):
+            if set(row) != keys:
+                raise SweepSpecError(
+                    f"sample {index} has fields {sorted(row)} but sample 0 has {sorted(keys)}; "
+                    "every sample must set the same fields.",
+                    field="samples",
+                )
+            rows.append({_check_field_name(k): normalise_value(k, v) for k, v in row.items()})
+        return cls(script=_script_path(script), samples=rows)
+
+    @classmethod
+    def monte_carlo(
+        cls,
+        script: str | os.PathLike[str],
+        ranges: Mapping[str, tuple[float, float]],
+        n: int,
+        seed: int,
+    ) -> SweepSpec:
+        """``n`` uniform draws per field from ``[low, high]``, reproducible from ``seed``."""
+        if n < 1:
+            raise SweepSpecError(f"n must be >= 1, got {n}.", field="n")
+        rng = random.Random(seed)
+        fields = sorted(ranges)
+        for name in fields:
+            _check_field_name(name)
+            low, high = ranges[name]
+            normalise_value(name, low)
+            normalise_value(name, high)
+            if not low <= high:
+                raise SweepSpecError(
+                    f"range for {name!r} is ({low}, {high}); write it as (low, high).",
+                    field=name,
+                )
+        rows = [{name: rng.uniform(*ranges[name]) for name in fields} for _ in range(n)]
+        spec = cls.from_samples(script, rows)
+        return cls(script=spec.script, samples=spec.samples, seed=seed)
+
+    @property
+    def fields(self) -> list[str]:
+        """Swept field paths, in the frame's column order (sorted, as gmat-sweep)."""
+        if self.grid is not None:
+            return sorted(self.grid)
+        assert self.samples is not None
+        return list(self.samples[0])
+
+    def __len__(self) -> int:
+        if self.grid is not None:
+            return math.prod(len(v) for v in self.grid.values())
+        assert self.samples is not None
+        return len(self.samples)
+
+    def points(self) -> Iterator[Point]:
+        """Every run in run-id order, generated lazily."""
+        if self.grid is not None:
+            keys = sorted(self.grid)
+            combos = itertools.product(*(self.grid[k] for k in keys))
+            for run_id, combo in enumerate(combos):
+                yield Point(run_id, dict(zip(keys, combo, strict=True)))
+        else:
+            assert self.samples is not None
+            for run_id, row in enumerate(self.samples):
+                yield Point(run_id, dict(row))
+
+    def parameter_spec(self) -> dict[str, Any]:
+        """The manifest header's ``parameter_spec`` (gmat-sweep's shape)."""
+        if self.grid is not None:
+            return {"_kind": "grid", **{k: list(v) for k, v in self.grid.items()}}
+        assert self.samples is not None
+        columns = self.fields
+        return {
+            "_kind": "explicit",
+            "columns": columns,
+            "rows": [[row[c] for c in columns] for row in self.samples],
+        }
+
+    @classmethod
+    def from_parameter_spec(cls, script: str | os.PathLike[str], spec: Mapping[str, Any]) -> SweepSpec:
+        """Rebuild a spec from a manifest header (for resume)."""
+        kind = spec.get("_kind", "grid")
+        if kind == "grid":
+            return cls.from_grid(script, {k: v for k, v in spec.items() if k != "_kind"})
+        if kind == "explicit":
+            columns = list(spec["columns"])
+            rows = [dict(zip(columns, row, strict=True)) for row in spec["rows"]]
+            return cls.from_samples(script, rows)
+        raise SweepSpecError(
+            f"parameter_spec kind {kind!r} is not supported; supported: 'grid', 'explicit'.",
+            field="parameter_spec",
+        )
+
+
+def _script_path(script: str | os.PathLike[str]) -> Path:
+    path = Path(script).expanduser().resolve()
+    if not path.is_file():
+        raise SweepSpecError(
+            f"script {path} does not exist or is not a file; pass the path of a GMAT .script.",
+            field="script",
+            value=str(script),
+        )
+    return path

@@ -1,0 +1,63 @@
+"""The per-point task: one Prefect task run per GMAT run, done by a warm worker."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from prefect import Task, task
+from prefect.client.schemas.objects import TaskRun
+from prefect.context import TaskRunContext
+from prefect.runtime import task_run as current_task_run
+from prefect.states import State
+
+from prefect_gmat.errors import RunError
+from prefect_gmat.pool import PoolConfig, shared_pool
+from prefect_gmat.runner import Outcome, RunJob
+
+__all__ = ["RunFailed", "backoff_delays", "run_point"]
+
+
+class RunFailed(RunError):
+    """A run's failure as a task exception; ``outcome`` is the record for the manifest."""
+
+
+def _is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Retry a worker death, a timeout or an I/O error; never a deterministic failure."""
+    error = state.data
+    return isinstance(error, RunFailed) and bool(error.outcome.transient)
+
+
+def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return str(parameters["fingerprint"])
+
+
+def backoff_delays(first: float, retries: int) -> list[float]:
+    """Exponential delays (first, 2x, 4x...), each jittered by +-25% so retries spread out."""
+    return [first * 2**n * random.uniform(0.75, 1.25) for n in range(retries)]
+
+
+@task(
+    name="run-point",
+    task_run_name="run-{job.run_id}",
+    retry_condition_fn=_is_transient,
+    cache_key_fn=_cache_key,
+    persist_result=True,
+    result_serializer="pickle",
+)
+def run_point(job: RunJob, pool: PoolConfig, fingerprint: str) -> Outcome:
+    """Run one grid point; raise :class:`RunFailed` (carrying its outcome) if it failed.
+
+    ``fingerprint`` (script SHA-256, overrides, engine version, run directory) is
+    the cache key: a rerun of the same sweep returns the persisted outcome.
+    """
+    outcome = shared_pool(pool).run(job).with_attempts(current_task_run.run_count or 1)
+    if not outcome.ok:
+        raise RunFailed(
+            f"run {job.run_id} failed: {outcome.error}",
+            run_id=job.run_id,
+            cause=outcome.error,
+            log_excerpt=outcome.log_excerpt,
+            outcome=outcome,
+        )
+    return outcome
