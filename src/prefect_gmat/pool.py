@@ -85,6 +85,7 @@ class _Worker:
     conn: multiprocessing.connection.Connection
     ready: bool = False
     runs: int = 0
+    busy: bool = False
     pid: int | None = field(default=None)
 
 
@@ -166,6 +167,11 @@ class WorkerPool:
         with self._lock:
             return [w.process.pid for w in self._live if w.process.pid is not None]
 
+    def busy_pids(self) -> list[int]:
+        """Process ids of workers running a job right now."""
+        with self._lock:
+            return [w.pid for w in self._live if w.busy and w.pid is not None]
+
     def warm_up(self) -> None:
         """Block until every worker has started its engine (or raise why one cannot)."""
         taken = [self._idle.get() for _ in range(self.size)]
@@ -216,6 +222,7 @@ class WorkerPool:
         if on_start is not None:
             on_start(worker.pid)
         started = time.time()
+        worker.busy = True
         try:
             worker.conn.send(job)
         except OSError:
@@ -234,6 +241,7 @@ class WorkerPool:
         except (EOFError, OSError):
             return self._died(worker, job, started)
         assert kind == "done"
+        worker.busy = False
         worker.runs += 1
         if self.recycle_after is not None and worker.runs >= self.recycle_after:
             try:

@@ -120,15 +120,25 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-_INTERESTING = re.compile(r"error|exception|fail|cannot|unable|not found|invalid|warning", re.I)
+_FLAGGED = re.compile(r"ERROR|Exception|Error:|Warning|failed|Cannot|cannot open", re.I)
+_NOISE = re.compile(r"^(Logging to|\*{5} file:|GMAT Build Date|GMAT API Log)")
 
 
 def log_excerpt(log: str, *, limit: int = 20) -> str:
-    """The GMAT log lines that say what went wrong: flagged lines, else the tail."""
+    """The GMAT log lines that say what went wrong (with the script line GMAT quotes).
+
+    Falls back to the log's tail when nothing is flagged.
+    """
     lines = [line.rstrip() for line in log.splitlines() if line.strip()]
-    flagged = [line for line in lines if _INTERESTING.search(line)]
-    chosen = flagged[-limit:] if flagged else lines[-limit:]
-    return "\n".join(chosen)
+    lines = [line for line in lines if not _NOISE.match(line)]
+    chosen: list[str] = []
+    for index, line in enumerate(lines):
+        if _FLAGGED.search(line):
+            chosen.append(line)
+            following = lines[index + 1] if index + 1 < len(lines) else ""
+            if following.lstrip().startswith('"'):  # GMAT quotes the offending script line
+                chosen.append(following)
+    return "\n".join(chosen[-limit:] if chosen else lines[-limit:])
 
 
 # --- inside the worker process --------------------------------------------------------
@@ -136,13 +146,33 @@ def log_excerpt(log: str, *, limit: int = 20) -> str:
 _engine_root: str | None = None
 
 
+_gmat: Any = None
+
+
 def start_engine(engine_root: str) -> None:
     """Bootstrap GMAT from ``engine_root`` once for this process."""
-    global _engine_root
+    global _engine_root, _gmat
     from gmat_run import bootstrap, locate_gmat
 
-    bootstrap(locate_gmat(engine_root))
+    _gmat = bootstrap(locate_gmat(engine_root))
     _engine_root = engine_root
+
+
+def _load_logged(script: str, log_path: Path) -> Any:
+    """Load a script with the engine log pointed at ``log_path``.
+
+    GMAT writes the reason a script does not parse only to its log, and only if
+    a log is open while loading; gmat-run opens one only for runs.
+    """
+    from gmat_run import Mission
+
+    if _gmat is not None:
+        _gmat.UseLogFile(str(log_path))
+    try:
+        return Mission.load(script, gmat_root=_engine_root)
+    finally:
+        if _gmat is not None:
+            _gmat.UseLogFile(os.devnull)
 
 
 def _append_log(path: Path, message: str) -> None:
@@ -157,7 +187,7 @@ def _append_log(path: Path, message: str) -> None:
 
 def execute(job: RunJob) -> Outcome:
     """Run ``job`` in this (warm) worker and describe what happened."""
-    from gmat_run import GmatFieldError, GmatLoadError, GmatRunError, Mission
+    from gmat_run import GmatFieldError, GmatLoadError, GmatRunError
 
     started = time.time()
     run_dir = Path(job.run_dir)
@@ -188,9 +218,10 @@ def execute(job: RunJob) -> Outcome:
         return failed("io", f"cannot create the run directory {run_dir}: {exc}")
 
     try:
-        mission = Mission.load(job.script_path, gmat_root=_engine_root)
-    except GmatLoadError as exc:
-        return failed("load", f"GMAT could not load {job.script_path}: {exc}")
+        mission = _load_logged(job.script_path, gmat_log)
+    except GmatLoadError:
+        log = _read_text(gmat_log)
+        return failed("load", f"GMAT could not load {job.script_path}", log)
     try:
         for key, value in job.overrides.items():
             mission[key] = value

@@ -1,0 +1,180 @@
+"""The ``prefect-gmat`` command: run, resume and inspect sweeps from a shell.
+
+Grid values on the command line: ``-g Sat.SMA=7000,7100,7200`` (a list) or
+``-g Sat.SMA=7000:7900:100`` (an inclusive range); repeat ``-g`` for more
+fields (a cartesian product). Numbers become numbers, ``true``/``false``
+booleans, anything else a string.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prefect_gmat.errors import PrefectGmatError, SweepSpecError
+
+__all__ = ["demo_script", "main", "parse_grid_option"]
+
+#: The walkthrough's grid: Sat.SMA from 7000 to 7900 km in 100 km steps.
+DEMO_GRID: dict[str, list[Any]] = {"Sat.SMA": list(range(7000, 8000, 100))}
+
+
+def demo_script() -> Path:
+    """The short LEO script shipped with the package."""
+    return Path(str(files("prefect_gmat") / "scripts" / "leo_short.script"))
+
+
+def _scalar(text: str) -> Any:
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text.strip().strip("'\"")
+
+
+def parse_grid_option(option: str) -> tuple[str, list[Any]]:
+    """``FIELD=a,b,c`` or ``FIELD=start:stop:step`` (inclusive) to a field and its values."""
+    field, sep, values = option.partition("=")
+    if not sep or not field or not values:
+        raise SweepSpecError(
+            f"grid option {option!r} is not FIELD=VALUES; write e.g. -g Sat.SMA=7000,7100 "
+            "or -g Sat.SMA=7000:7900:100.",
+            field=field or option,
+        )
+    parts = values.split(":")
+    if len(parts) == 3 and all(isinstance(_scalar(p), (int, float)) for p in parts):
+        start, stop, step = (_scalar(p) for p in parts)
+        if step <= 0 or stop < start:
+            raise SweepSpecError(
+                f"range {values!r} for {field!r} is empty; write start:stop:step with "
+                "start <= stop and step > 0.",
+                field=field,
+            )
+        count = int(round((stop - start) / step)) + 1
+        return field, [start + i * step for i in range(count)]
+    return field, [_scalar(v) for v in values.split(",")]
+
+
+def _print_frame(df: pd.DataFrame) -> None:
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        print(df)
+    print(f"\nshape {df.shape}; status counts: {df['__status'].value_counts().to_dict()}")
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from prefect_gmat.api import sweep
+
+    if args.grid_json:
+        grid = json.loads(Path(args.grid_json).read_text())
+    else:
+        grid = dict(parse_grid_option(g) for g in args.grid or [])
+    if not grid:
+        raise SweepSpecError("no grid given; pass -g FIELD=VALUES at least once.", field="grid")
+    df = sweep(
+        args.script, grid=grid, out=args.out, workers=args.workers, timeout=args.timeout,
+        retries=args.retries, overwrite=args.overwrite, params=args.params,
+    )
+    _print_frame(df)
+    return 0 if (df["__status"] == "ok").all() else 1
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from prefect_gmat.api import resume, retry_failed
+
+    action = retry_failed if args.command == "retry-failed" else resume
+    df = action(args.out, workers=args.workers, timeout=args.timeout, retries=args.retries)
+    _print_frame(df)
+    return 0 if (df["__status"] == "ok").all() else 1
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from prefect_gmat.manifest import read_manifest
+
+    manifest = read_manifest(args.out)
+    header = manifest.header
+    statuses: dict[str, int] = {}
+    for record in manifest.records.values():
+        statuses[record["status"]] = statuses.get(record["status"], 0) + 1
+    print(f"sweep    {manifest.path.parent}")
+    print(f"script   {header.get('script_path')} (sha256 {header['script_sha256'][:12]}...)")
+    print(f"engine   {header['gmat_install_version']} ({header.get('engine_source', '?')})")
+    print(f"runs     {len(manifest.records)} recorded of {header['run_count']}: {statuses}")
+    for run_id in manifest.failed_ids():
+        record = manifest.records[run_id]
+        print(f"  run {run_id} failed: {record.get('error') or record.get('stderr')}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from prefect_gmat.api import sweep
+
+    started = time.monotonic()
+    out = Path(args.out).resolve()
+    df = sweep(demo_script(), grid=DEMO_GRID, out=out, workers=args.workers, overwrite=True)
+    _print_frame(df)
+    print(f"\nsweep directory: {out}")
+    print(f"wall time from command to frame: {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prefect-gmat", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def knobs(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--workers", type=int, help="engine processes (default: cores)")
+        p.add_argument("--timeout", type=float, help="seconds per run before it is killed")
+        p.add_argument("--retries", type=int, help="retries of transient failures")
+
+    run = sub.add_parser("run", help="run a sweep")
+    run.add_argument("script", help="the GMAT .script to fly")
+    run.add_argument("-g", "--grid", action="append", metavar="FIELD=VALUES")
+    run.add_argument("--grid-json", metavar="FILE", help="grid as a JSON object")
+    run.add_argument("-o", "--out", help="sweep directory")
+    run.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
+    run.add_argument("--params", action="store_true", help="add swept fields as columns")
+    knobs(run)
+    run.set_defaults(func=_cmd_run)
+
+    for name, text in (("resume", "finish an interrupted sweep"),
+                       ("retry-failed", "re-run a sweep's failed runs")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("out", help="sweep directory")
+        knobs(p)
+        p.set_defaults(func=_cmd_resume)
+
+    show = sub.add_parser("show", help="summarise a sweep directory")
+    show.add_argument("out")
+    show.set_defaults(func=_cmd_show)
+
+    demo = sub.add_parser("demo", help="sweep the walkthrough grid over the bundled LEO script")
+    demo.add_argument("--out", default="demo-out", help="sweep directory (replaced each time)")
+    demo.add_argument("--workers", type=int)
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except PrefectGmatError as exc:
+        print(f"prefect-gmat: error: {exc}", file=sys.stderr)
+        return 2
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

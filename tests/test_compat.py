@@ -1,0 +1,128 @@
+"""Both ways with gmat-sweep 0.6.0: same frame for the same grid, each reads the other's directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from prefect_gmat import load_sweep, sweep
+from prefect_gmat.engine import shim_root
+from tests.conftest import DATA, DEMO_SCRIPT, REPO, SMA_GRID
+
+DRAG_SCRIPT = """\
+Create Spacecraft Sat
+Sat.DateFormat = UTCGregorian
+Sat.Epoch = '15 Mar 2026 12:00:00.000'
+Sat.CoordinateSystem = EarthMJ2000Eq
+Sat.DisplayStateType = Keplerian
+Sat.SMA = 6778
+Sat.ECC = 0.0005
+Sat.INC = 51.6
+Sat.RAAN = 30
+Sat.AOP = 0
+Sat.TA = 10
+Sat.DryMass = 500
+Sat.Cd = 2.2
+Sat.DragArea = 10
+
+Create ForceModel FM
+FM.CentralBody = Earth
+FM.PrimaryBodies = {Earth}
+FM.GravityField.Earth.Degree = 4
+FM.GravityField.Earth.Order = 4
+FM.GravityField.Earth.PotentialFile = 'JGM2.cof'
+FM.Drag.AtmosphereModel = Exponential
+FM.SRP = Off
+
+Create Propagator Prop
+Prop.FM = FM
+Prop.Type = RungeKutta89
+Prop.InitialStepSize = 60
+Prop.Accuracy = 1e-10
+Prop.MaxStep = 60
+
+Create ReportFile Orbit
+Orbit.Filename = 'orbit.txt'
+Orbit.Add = {Sat.UTCGregorian, Sat.Earth.SMA, Sat.Earth.Altitude, Sat.Earth.ECC}
+
+BeginMissionSequence
+Propagate Prop(Sat) {Sat.ElapsedSecs = 900}
+"""
+
+
+def reference_sweep(script: Path, grid: dict[str, list[object]], out: Path, bundle: Path | None = None) -> pd.DataFrame:
+    """gmat-sweep 0.6.0's own sweep() frame, run in a subprocess on the same engine."""
+    frame_path = out.with_suffix(".pkl")
+    args = [sys.executable, "-m", "tests.gmat_sweep_reference", str(script), str(out), json.dumps(grid), str(frame_path)]
+    if bundle is not None:
+        args.append(str(bundle))
+    env = {**os.environ, "GMAT_ROOT": str(shim_root())}
+    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    frame: pd.DataFrame = pd.read_pickle(frame_path)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def leo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, Path, pd.DataFrame]:
+    base = tmp_path_factory.mktemp("compat")
+    ours = sweep(DEMO_SCRIPT, grid=SMA_GRID, out=base / "ours", workers=2)
+    theirs = reference_sweep(DEMO_SCRIPT, SMA_GRID, base / "theirs")
+    return base / "ours", ours, base / "theirs", theirs
+
+
+def test_our_frame_equals_gmat_sweeps_for_the_walkthrough_grid(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
+    _, ours, _, theirs = leo
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+
+
+def test_gmat_sweep_reads_our_directory_to_our_frame(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
+    from gmat_sweep import Manifest, lazy_multiindex
+
+    out, ours, _, _ = leo
+    manifest = Manifest.load(out / "manifest.jsonl")
+    assert manifest.run_count == 10
+    assert manifest.gmat_install_version == "R2026a"
+    assert [e.status for e in manifest.entries] == ["ok"] * 10
+    pd.testing.assert_frame_equal(lazy_multiindex(manifest, out), ours, check_exact=True)
+
+
+def test_we_read_gmat_sweeps_directory_to_its_frame(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
+    _, _, theirs_dir, theirs = leo
+    pd.testing.assert_frame_equal(load_sweep(theirs_dir), theirs, check_exact=True)
+
+
+def test_a_new_drag_script_with_two_swept_fields_matches_gmat_sweep(tmp_path: Path) -> None:
+    script = tmp_path / "drag_leo.script"
+    script.write_text(DRAG_SCRIPT)
+    grid: dict[str, list[object]] = {"Sat.Cd": [1.8, 2.2, 2.6], "Sat.DragArea": [5.0, 15.0]}
+    ours = sweep(script, grid=grid, out=tmp_path / "ours", workers=2)
+    theirs = reference_sweep(script, grid, tmp_path / "theirs")
+    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+    assert ours.shape == (6 * 16, 5)
+    # drag acts: more area and more Cd lose more altitude over 15 minutes
+    final = ours.groupby(level="run_id")["Sat.Earth.SMA"].last()
+    assert final.loc[5] < final.loc[0]
+    with_params = load_sweep(tmp_path / "ours", params=True)
+    assert list(with_params.columns[:2]) == ["Sat.Cd", "Sat.DragArea"]
+    assert with_params.loc[3, "Sat.Cd"].unique().tolist() == [2.2]
+
+
+def test_frame_matches_the_golden_made_from_a_real_run(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
+    """Golden: tests/data/golden_leo_short_sma.csv, written from a real run (see tests/data/README.md)."""
+    _, ours, _, _ = leo
+    golden = pd.read_csv(DATA / "golden_leo_short_sma.csv", parse_dates=["time", "Sat.UTCGregorian"])
+    for column in ("time", "Sat.UTCGregorian"):
+        golden[column] = golden[column].astype("datetime64[ns]")
+    golden = golden.set_index(["run_id", "time"])
+    assert list(ours.columns) == list(golden.columns)
+    assert ours.index.equals(golden.index)
+    for column in ("Sat.X", "Sat.Y", "Sat.Z"):
+        pd.testing.assert_series_equal(ours[column], golden[column], rtol=1e-12, atol=1e-9)
+    assert (ours["__status"] == golden["__status"]).all()
