@@ -1,4 +1,4 @@
-"""Both ways with gmat-sweep 0.6.0: same frame for the same grid, each reads the other's directory."""
+"""Both ways with gmat-sweep 0.6.0: the same frame for a grid; each reads the other's output."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -56,10 +58,20 @@ Propagate Prop(Sat) {Sat.ElapsedSecs = 900}
 """
 
 
-def reference_sweep(script: Path, grid: dict[str, list[object]], out: Path, bundle: Path | None = None) -> pd.DataFrame:
+def reference_sweep(
+    script: Path, grid: Mapping[str, list[Any]], out: Path, bundle: Path | None = None
+) -> pd.DataFrame:
     """gmat-sweep 0.6.0's own sweep() frame, run in a subprocess on the same engine."""
     frame_path = out.with_suffix(".pkl")
-    args = [sys.executable, "-m", "tests.gmat_sweep_reference", str(script), str(out), json.dumps(grid), str(frame_path)]
+    args = [
+        sys.executable,
+        "-m",
+        "tests.gmat_sweep_reference",
+        str(script),
+        str(out),
+        json.dumps(grid),
+        str(frame_path),
+    ]
     if bundle is not None:
         args.append(str(bundle))
     env = {**os.environ, "GMAT_ROOT": str(shim_root())}
@@ -77,12 +89,16 @@ def leo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, P
     return base / "ours", ours, base / "theirs", theirs
 
 
-def test_our_frame_equals_gmat_sweeps_for_the_walkthrough_grid(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
+def test_our_frame_equals_gmat_sweeps_for_the_walkthrough_grid(
+    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
+) -> None:
     _, ours, _, theirs = leo
     pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
 
 
-def test_gmat_sweep_reads_our_directory_to_our_frame(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
+def test_gmat_sweep_reads_our_directory_to_our_frame(
+    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
+) -> None:
     from gmat_sweep import Manifest, lazy_multiindex
 
     out, ours, _, _ = leo
@@ -93,7 +109,9 @@ def test_gmat_sweep_reads_our_directory_to_our_frame(leo: tuple[Path, pd.DataFra
     pd.testing.assert_frame_equal(lazy_multiindex(manifest, out), ours, check_exact=True)
 
 
-def test_we_read_gmat_sweeps_directory_to_its_frame(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
+def test_we_read_gmat_sweeps_directory_to_its_frame(
+    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
+) -> None:
     _, _, theirs_dir, theirs = leo
     pd.testing.assert_frame_equal(load_sweep(theirs_dir), theirs, check_exact=True)
 
@@ -111,13 +129,17 @@ def test_a_new_drag_script_with_two_swept_fields_matches_gmat_sweep(tmp_path: Pa
     assert final.loc[5] < final.loc[0]
     with_params = load_sweep(tmp_path / "ours", params=True)
     assert list(with_params.columns[:2]) == ["Sat.Cd", "Sat.DragArea"]
-    assert with_params.loc[3, "Sat.Cd"].unique().tolist() == [2.2]
+    assert with_params.xs(3, level="run_id")["Sat.Cd"].unique().tolist() == [2.2]
 
 
-def test_frame_matches_the_golden_made_from_a_real_run(leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame]) -> None:
-    """Golden: tests/data/golden_leo_short_sma.csv, written from a real run (see tests/data/README.md)."""
+def test_frame_matches_the_golden_made_from_a_real_run(
+    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
+) -> None:
+    """The golden tests/data/golden_leo_short_sma.csv was written from a real run."""
     _, ours, _, _ = leo
-    golden = pd.read_csv(DATA / "golden_leo_short_sma.csv", parse_dates=["time", "Sat.UTCGregorian"])
+    golden = pd.read_csv(
+        DATA / "golden_leo_short_sma.csv", parse_dates=["time", "Sat.UTCGregorian"]
+    )
     for column in ("time", "Sat.UTCGregorian"):
         golden[column] = golden[column].astype("datetime64[ns]")
     golden = golden.set_index(["run_id", "time"])

@@ -20,7 +20,9 @@ def no_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
     monkeypatch.delenv("GMAT_ROOT", raising=False)
     monkeypatch.setenv("PREFECT_GMAT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(install, "_glob_patterns_for_platform", lambda _p: [str(tmp_path / "opt" / "gmat-*")])
+    monkeypatch.setattr(
+        install, "_glob_patterns_for_platform", lambda _p: [str(tmp_path / "opt" / "gmat-*")]
+    )
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     return tmp_path
 
@@ -45,7 +47,9 @@ def test_an_installed_gmat_wins_over_the_pip_engine(no_install: Path) -> None:
     assert (found.source, found.root) == ("installed", desktop.resolve())
 
 
-def test_gmat_root_wins_over_an_installed_gmat(no_install: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gmat_root_wins_over_an_installed_gmat(
+    no_install: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _fake_desktop_install(no_install / "opt" / "gmat-R2026a")
     env_root = _fake_desktop_install(no_install / "env-gmat")
     monkeypatch.setenv("GMAT_ROOT", str(env_root))
@@ -53,7 +57,9 @@ def test_gmat_root_wins_over_an_installed_gmat(no_install: Path, monkeypatch: py
     assert (found.source, found.root) == ("GMAT_ROOT", env_root.resolve())
 
 
-def test_explicit_path_wins_over_gmat_root(no_install: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_path_wins_over_gmat_root(
+    no_install: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("GMAT_ROOT", str(_fake_desktop_install(no_install / "env-gmat")))
     explicit = _fake_desktop_install(no_install / "mine")
     found = resolve_engine(explicit)
@@ -73,11 +79,8 @@ def test_a_named_location_that_is_not_an_install_fails_loudly(
     bogus.mkdir()
     if source == "GMAT_ROOT":
         monkeypatch.setenv("GMAT_ROOT", str(bogus))
-        call = lambda: resolve_engine()  # noqa: E731
-    else:
-        call = lambda: resolve_engine(bogus)  # noqa: E731
     with pytest.raises(EngineNotFoundError, match="not a GMAT install") as info:
-        call()
+        resolve_engine(bogus if source == "explicit" else None)
     assert str(bogus) in str(info.value)
     assert "unset it to use the pip engine" in str(info.value)
 

@@ -1,11 +1,10 @@
-"""Warm workers against the real engine: outcomes, errors with log lines, death, timeout, recycling."""
+"""Warm workers on the real engine: outcomes, errors with log lines, death, timeout, recycling."""
 
 from __future__ import annotations
 
 import os
 import pickle
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +27,20 @@ def pool() -> Iterator[WorkerPool]:
         yield warm
 
 
-def _job(run_id: int, tmp: Path, script: Path = DEMO_SCRIPT, timeout: float | None = None, **overrides: object) -> RunJob:
-    return RunJob(run_id, str(script), dict(overrides), str(tmp / f"run-{run_id}"), timeout)
+def _job(
+    run_id: int,
+    tmp: Path,
+    script: Path = DEMO_SCRIPT,
+    timeout: float | None = None,
+    overrides: dict[str, object] | None = None,
+) -> RunJob:
+    return RunJob(run_id, str(script), dict(overrides or {}), str(tmp / f"run-{run_id}"), timeout)
 
 
-def test_a_run_writes_its_report_as_parquet_and_returns_a_small_record(pool: WorkerPool, tmp_path: Path) -> None:
-    outcome = pool.run(_job(0, tmp_path, **{"Sat.SMA": 7100}))
+def test_a_run_writes_its_report_as_parquet_and_returns_a_small_record(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
+    outcome = pool.run(_job(0, tmp_path, overrides={"Sat.SMA": 7100}))
     assert outcome.ok, outcome.error
     path = Path(outcome.output_paths["report__RF"])
     assert path == tmp_path / "run-0" / "report__RF.parquet"
@@ -48,7 +55,7 @@ def test_a_run_writes_its_report_as_parquet_and_returns_a_small_record(pool: Wor
 
 def test_each_run_loads_the_script_fresh(pool: WorkerPool, tmp_path: Path) -> None:
     """An override must not leak into the next run on the same worker."""
-    changed = pool.run(_job(0, tmp_path, **{"Sat.SMA": 7500}))
+    changed = pool.run(_job(0, tmp_path, overrides={"Sat.SMA": 7500}))
     plain = [pool.run(_job(i, tmp_path)) for i in (1, 2, 3)]
     assert changed.ok and all(o.ok for o in plain)
     x0 = [pd.read_parquet(o.output_paths["report__RF"])["Sat.X"].iloc[0] for o in plain]
@@ -56,19 +63,25 @@ def test_each_run_loads_the_script_fresh(pool: WorkerPool, tmp_path: Path) -> No
 
 
 def test_a_bad_field_fails_that_run_with_a_suggestion(pool: WorkerPool, tmp_path: Path) -> None:
-    outcome = pool.run(_job(0, tmp_path, **{"Sat.SMAA": 7000}))
+    outcome = pool.run(_job(0, tmp_path, overrides={"Sat.SMAA": 7000}))
     assert (outcome.status, outcome.failure) == ("failed", "field")
     assert "did you mean: SMA" in (outcome.error or "")
     assert not outcome.transient
 
 
-def test_a_script_gmat_cannot_parse_carries_the_log_line_that_says_why(pool: WorkerPool, tmp_path: Path) -> None:
+def test_a_script_gmat_cannot_parse_carries_the_log_line_that_says_why(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
     outcome = pool.run(_job(0, tmp_path, DATA / "parse_error.script"))
     assert outcome.failure == "load"
-    assert 'The field name "Bogus Thing" on object "Prop" is not permitted' in (outcome.log_excerpt or "")
+    assert 'The field name "Bogus Thing" on object "Prop" is not permitted' in (
+        outcome.log_excerpt or ""
+    )
 
 
-def test_an_engine_failure_during_the_run_carries_the_gmat_log(pool: WorkerPool, tmp_path: Path) -> None:
+def test_an_engine_failure_during_the_run_carries_the_gmat_log(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
     outcome = pool.run(_job(0, tmp_path, DATA / "missing_weather_file.script"))
     assert outcome.failure == "engine"
     assert "Cannot open the CSSI space weather file" in (outcome.log_excerpt or "")
@@ -86,7 +99,9 @@ def _wait_for_busy_worker(pool: WorkerPool, before: set[int]) -> int:
     raise AssertionError("no worker picked up the job")
 
 
-def test_a_killed_worker_fails_only_its_run_and_is_replaced(pool: WorkerPool, tmp_path: Path) -> None:
+def test_a_killed_worker_fails_only_its_run_and_is_replaced(
+    pool: WorkerPool, tmp_path: Path
+) -> None:
     with ThreadPoolExecutor(1) as ex:
         held = ex.submit(pool.run, _job(0, tmp_path, DATA / "never_ends.script"))
         victim = _wait_for_busy_worker(pool, set())
@@ -120,15 +135,21 @@ def test_workers_are_recycled_after_the_configured_number_of_runs(tmp_path: Path
 
 def test_many_threads_share_the_pool(pool: WorkerPool, tmp_path: Path) -> None:
     with ThreadPoolExecutor(8) as ex:
-        outcomes = list(ex.map(lambda i: pool.run(_job(i, tmp_path, **{"Sat.SMA": 7000 + i})), range(40)))
+        outcomes = list(
+            ex.map(
+                lambda i: pool.run(_job(i, tmp_path, overrides={"Sat.SMA": 7000 + i})), range(40)
+            )
+        )
     assert [o.run_id for o in outcomes] == list(range(40))
     assert all(o.ok for o in outcomes)
 
 
 def test_an_engine_that_cannot_start_is_reported_not_hung(tmp_path: Path) -> None:
-    with WorkerPool(tmp_path / "no-gmat-here", 1) as broken:
-        with pytest.raises(EngineNotFoundError, match="could not start the engine"):
-            broken.run(_job(0, tmp_path))
+    with (
+        WorkerPool(tmp_path / "no-gmat-here", 1) as broken,
+        pytest.raises(EngineNotFoundError, match="could not start the engine"),
+    ):
+        broken.run(_job(0, tmp_path))
 
 
 def test_exit_descriptions_name_the_signal() -> None:

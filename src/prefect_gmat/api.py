@@ -132,4 +132,3 @@ def _run(
     finally:
         close_shared_pool(options.pool)
     return summary
-

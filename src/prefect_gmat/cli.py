@@ -62,7 +62,7 @@ def parse_grid_option(option: str) -> tuple[str, list[Any]]:
                 "start <= stop and step > 0.",
                 field=field,
             )
-        count = int(round((stop - start) / step)) + 1
+        count = round((stop - start) / step) + 1
         return field, [start + i * step for i in range(count)]
     return field, [_scalar(v) for v in values.split(",")]
 
@@ -83,8 +83,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if not grid:
         raise SweepSpecError("no grid given; pass -g FIELD=VALUES at least once.", field="grid")
     df = sweep(
-        args.script, grid=grid, out=args.out, workers=args.workers, timeout=args.timeout,
-        retries=args.retries, overwrite=args.overwrite, params=args.params,
+        args.script,
+        grid=grid,
+        out=args.out,
+        workers=args.workers,
+        timeout=args.timeout,
+        retries=args.retries,
+        overwrite=args.overwrite,
+        params=args.params,
     )
     _print_frame(df)
     return 0 if (df["__status"] == "ok").all() else 1
@@ -148,8 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     knobs(run)
     run.set_defaults(func=_cmd_run)
 
-    for name, text in (("resume", "finish an interrupted sweep"),
-                       ("retry-failed", "re-run a sweep's failed runs")):
+    for name, text in (
+        ("resume", "finish an interrupted sweep"),
+        ("retry-failed", "re-run a sweep's failed runs"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("out", help="sweep directory")
         knobs(p)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from prefect_gmat.errors import EngineNotFoundError
 
-__all__ = ["Engine", "resolve_engine", "shim_root", "cache_dir"]
+__all__ = ["Engine", "cache_dir", "resolve_engine", "shim_root"]
 
 _GMAT_VERSION = "R2026a"  # the release the gmatpy wheel packages
 _SHIM_FORMAT = "1"  # bump when the shim layout changes
@@ -149,12 +149,29 @@ def _write_shim(root: Path, package: Path, *, final: Path) -> None:
         "EARTH_POT_PATH": data / "gravity/earth",
         "ATMOSPHERE_PATH": data / "atmosphere/earth",
     }
-    unused = (
-        "VEHICLE_EPHEM_PATH VEHICLE_EPHEM_SPK_PATH VEHICLE_EPHEM_CCSDS_PATH LUNA_POT_PATH "
-        "VENUS_POT_PATH MARS_POT_PATH OTHER_POT_PATH TEXTURE_PATH BODY_3D_MODEL_PATH "
-        "MEASUREMENT_PATH GUI_CONFIG_PATH SPLASH_PATH ICON_PATH STAR_PATH VEHICLE_MODEL_PATH "
-        "SPAD_PATH IONOSPHERE_PATH MARS_ATMOSPHERE_PATH FILE_UPDATE_PATH HELP_PATH OUTPUT_PATH"
-    ).split()
+    unused = [
+        "VEHICLE_EPHEM_PATH",
+        "VEHICLE_EPHEM_SPK_PATH",
+        "VEHICLE_EPHEM_CCSDS_PATH",
+        "LUNA_POT_PATH",
+        "VENUS_POT_PATH",
+        "MARS_POT_PATH",
+        "OTHER_POT_PATH",
+        "TEXTURE_PATH",
+        "BODY_3D_MODEL_PATH",
+        "MEASUREMENT_PATH",
+        "GUI_CONFIG_PATH",
+        "SPLASH_PATH",
+        "ICON_PATH",
+        "STAR_PATH",
+        "VEHICLE_MODEL_PATH",
+        "SPAD_PATH",
+        "IONOSPHERE_PATH",
+        "MARS_ATMOSPHERE_PATH",
+        "FILE_UPDATE_PATH",
+        "HELP_PATH",
+        "OUTPUT_PATH",
+    ]
     paths.update(dict.fromkeys(unused, output))
     files = {
         "DE405_FILE": "planetary_ephem/de/gmatpy_de405_1941_2201.405",

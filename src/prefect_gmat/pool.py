@@ -18,6 +18,7 @@ engine warm-up of a new worker overlaps other runs.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -25,15 +26,21 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
-from typing import Any
 
 from prefect_gmat.errors import EngineNotFoundError
-from prefect_gmat.runner import Outcome, RunJob, failed_outcome
+from prefect_gmat.runner import Outcome, Problem, RunJob, ValidateJob, failed_outcome
 
-__all__ = ["PoolConfig", "WorkerPool", "close_shared_pool", "describe_exit", "has_shared_pool", "shared_pool"]
+__all__ = [
+    "PoolConfig",
+    "WorkerPool",
+    "busy_worker_pids",
+    "close_shared_pool",
+    "describe_exit",
+    "has_shared_pool",
+    "shared_pool",
+]
 
 _CTX = multiprocessing.get_context("spawn")
 _STARTUP_TIMEOUT = 120.0
@@ -76,7 +83,10 @@ def _worker_main(conn: multiprocessing.connection.Connection, engine_root: str) 
             return
         if job is None:
             return
-        conn.send(("done", runner.execute(job)))
+        if isinstance(job, runner.ValidateJob):
+            conn.send(("done", runner.validate(job)))
+        else:
+            conn.send(("done", runner.execute(job)))
 
 
 @dataclass(eq=False)
@@ -209,18 +219,24 @@ class WorkerPool:
         worker.pid = int(detail)
 
     # -- running -------------------------------------------------------------------
-    def run(self, job: RunJob, *, on_start: Callable[[int | None], Any] | None = None) -> Outcome:
+    def _ready_worker(self) -> _Worker:
+        """Borrow an idle worker whose engine is up; one that died while idle is replaced."""
+        while True:
+            worker = self._idle.get()
+            try:
+                self._await_ready(worker)
+            except EngineNotFoundError:
+                self._replace(worker, kill=True)
+                raise
+            if worker.process.is_alive():
+                return worker
+            self._replace(worker, kill=True)  # died between jobs: no run was lost
+
+    def run(self, job: RunJob) -> Outcome:
         """Run one job on a warm worker and return its outcome; never raises for run faults."""
         if self._closed:
             raise RuntimeError("the worker pool is closed")
-        worker = self._idle.get()
-        try:
-            self._await_ready(worker)
-        except EngineNotFoundError:
-            self._replace(worker, kill=True)
-            raise
-        if on_start is not None:
-            on_start(worker.pid)
+        worker = self._ready_worker()
         started = time.time()
         worker.busy = True
         try:
@@ -244,14 +260,33 @@ class WorkerPool:
         worker.busy = False
         worker.runs += 1
         if self.recycle_after is not None and worker.runs >= self.recycle_after:
-            try:
+            with contextlib.suppress(OSError):
                 worker.conn.send(None)
-            except OSError:
-                pass
             self._replace(worker, kill=False)
         else:
             self._idle.put(worker)
         result: Outcome = outcome
+        return result
+
+    def validate(self, job: ValidateJob) -> list[Problem]:
+        """Check a script and its swept values on a warm worker; nothing is run."""
+        worker = self._ready_worker()
+        try:
+            worker.conn.send(job)
+            if not worker.conn.poll(_STARTUP_TIMEOUT):
+                raise TimeoutError
+            _, problems = worker.conn.recv()
+        except (EOFError, OSError, TimeoutError):
+            self._replace(worker, kill=True)
+            return [
+                Problem(
+                    "script",
+                    f"GMAT could not load {job.script_path}: "
+                    f"{describe_exit(worker.process.exitcode)} while loading it",
+                )
+            ]
+        self._idle.put(worker)
+        result: list[Problem] = problems
         return result
 
     def _died(self, worker: _Worker, job: RunJob, started: float) -> Outcome:
@@ -306,3 +341,10 @@ def close_shared_pool(config: PoolConfig) -> None:
         pool = _shared.pop(config, None)
     if pool is not None:
         pool.close()
+
+
+def busy_worker_pids() -> list[int]:
+    """Process ids of this process's workers that are running a job now (diagnostics, tests)."""
+    with _shared_lock:
+        pools = list(_shared.values())
+    return [pid for pool in pools for pid in pool.busy_pids()]

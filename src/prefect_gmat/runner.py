@@ -9,6 +9,7 @@ the GMAT log lines that explain it, because an exception from the engine
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -21,12 +22,15 @@ from typing import Any, Literal
 
 __all__ = [
     "Outcome",
+    "Problem",
     "RunJob",
+    "ValidateJob",
     "execute",
     "failed_outcome",
     "log_excerpt",
     "sha256_file",
     "start_engine",
+    "validate",
 ]
 
 Status = Literal["ok", "failed"]
@@ -273,6 +277,92 @@ def execute(job: RunJob) -> Outcome:
         ended_at=time.time(),
         log_path=str(worker_log),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ValidateJob:
+    """Check, before a sweep, that a script loads and takes every swept value."""
+
+    script_path: str
+    values: dict[str, list[Any]]  # field -> distinct values to try
+    log_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason a sweep cannot run: the field (or ``script``), what is wrong, the fix."""
+
+    field: str
+    message: str
+    value: Any = None
+    log_excerpt: str | None = None
+
+
+def validate(job: ValidateJob) -> list[Problem]:
+    """Load the script once and try every swept field and value on it; report what fails.
+
+    Each value is written onto the script as loaded (not in combination with the
+    other fields' values), which catches misspelt resources and fields, wrong
+    types, and values GMAT refuses outright, without running anything.
+    """
+    import difflib
+
+    from gmat_run import GmatFieldError, GmatLoadError
+
+    log_path = Path(job.log_dir) / f"validate-{os.getpid()}.log"
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        mission = _load_logged(job.script_path, log_path)
+    except GmatLoadError:
+        excerpt = log_excerpt(_read_text(log_path))
+        return [
+            Problem(
+                "script",
+                f"GMAT cannot load {job.script_path}; fix the script (the GMAT log says "
+                f"why below).",
+                log_excerpt=excerpt,
+            )
+        ]
+    finally:
+        log_path.unlink(missing_ok=True)
+    resources = [n for group in mission.summary().resource_groups for n in group.names]
+    problems: list[Problem] = []
+    for field_path, values in job.values.items():
+        resource = field_path.split(".", 1)[0]
+        if resource not in resources:
+            close = difflib.get_close_matches(resource, resources, n=3)
+            hint = (
+                f" Did you mean {', '.join(repr(c + field_path[len(resource) :]) for c in close)}?"
+            )
+            problems.append(
+                Problem(
+                    field_path,
+                    f"{field_path!r}: the script has no resource named {resource!r}."
+                    + (hint if close else f" Its resources are: {', '.join(resources)}."),
+                )
+            )
+            continue
+        try:
+            original = mission[field_path]
+        except GmatFieldError as exc:
+            text = str(exc).split("; did you mean: ")
+            message = f"{field_path!r}: {text[0]}."
+            if len(text) > 1:
+                names = [f"'{resource}.{name.strip()}'" for name in text[1].rstrip("?").split(",")]
+                message += f" Did you mean {' or '.join(names)}?"
+            problems.append(Problem(field_path, message))
+            continue
+        for value in values:
+            try:
+                mission[field_path] = value
+            except GmatFieldError as exc:
+                problems.append(
+                    Problem(field_path, f"{field_path!r} cannot take {value!r}: {exc}", value)
+                )
+        # A calculated field may not take its read-back form; every run reloads anyway.
+        with contextlib.suppress(GmatFieldError):
+            mission[field_path] = original
+    return problems
 
 
 def _read_text(path: Path) -> str:

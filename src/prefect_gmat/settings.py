@@ -25,7 +25,9 @@ class GmatSettings(BaseSettings):
 
     gmat_root: Path | None = Field(
         default=None,
-        description="A GMAT install to use. Unset: GMAT_ROOT, an installed GMAT, else the pip engine.",
+        description=(
+            "A GMAT install to use. Unset: GMAT_ROOT, an installed GMAT, else the pip engine."
+        ),
     )
     engine: Literal["auto", "pip"] = Field(
         default="auto",

@@ -75,7 +75,12 @@ def normalise_value(field: str, value: Any) -> Value:
 
 
 def _check_field_name(field: Any) -> str:
-    if not isinstance(field, str) or "." not in field or field.startswith(".") or field.endswith("."):
+    if (
+        not isinstance(field, str)
+        or "." not in field
+        or field.startswith(".")
+        or field.endswith(".")
+    ):
         raise SweepSpecError(
             f"grid key {field!r} is not a GMAT field path; write it as "
             "'Resource.Field' (for example 'Sat.SMA'), or '<Variable>.Value' for a Variable.",
@@ -94,7 +99,9 @@ class SweepSpec:
     seed: int | None = None
 
     @classmethod
-    def from_grid(cls, script: str | os.PathLike[str], grid: Mapping[str, Iterable[Any]]) -> SweepSpec:
+    def from_grid(
+        cls, script: str | os.PathLike[str], grid: Mapping[str, Iterable[Any]]
+    ) -> SweepSpec:
         if not isinstance(grid, Mapping) or not grid:
             raise SweepSpecError(
                 "grid must be a non-empty mapping of 'Resource.Field' to a list of values, "
@@ -206,7 +213,9 @@ class SweepSpec:
         }
 
     @classmethod
-    def from_parameter_spec(cls, script: str | os.PathLike[str], spec: Mapping[str, Any]) -> SweepSpec:
+    def from_parameter_spec(
+        cls, script: str | os.PathLike[str], spec: Mapping[str, Any]
+    ) -> SweepSpec:
         """Rebuild a spec from a manifest header (for resume)."""
         kind = spec.get("_kind", "grid")
         if kind == "grid":

@@ -23,9 +23,17 @@ from prefect_gmat.pool import PoolConfig, close_shared_pool, has_shared_pool, sh
 from prefect_gmat.runner import Outcome, RunJob
 from prefect_gmat.settings import get_settings
 from prefect_gmat.spec import Point, SweepSpec
-from prefect_gmat.sweepdir import Mode, SweepPlan, lock_sweep_dir, outputs_intact, plan_sweep
+from prefect_gmat.sweepdir import (
+    Mode,
+    SweepPlan,
+    lock_sweep_dir,
+    outputs_intact,
+    plan_sweep,
+    preflight,
+)
 from prefect_gmat.tasks.manifest import record_outcomes
 from prefect_gmat.tasks.run import run_point
+from prefect_gmat.validation import check_against_engine
 
 __all__ = ["SweepOptions", "sweep_flow"]
 
@@ -141,8 +149,8 @@ def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
     storage = options.out / RESULTS_DIR
     task = run_point.with_options(
         retries=options.retries,
-        retry_delay_seconds=exponential_backoff(options.retry_delay) if options.retries else 0,
-        retry_jitter_factor=0.5 if options.retries else None,
+        retry_delay_seconds=exponential_backoff(options.retry_delay),
+        retry_jitter_factor=0.5,
         result_storage=storage,
     )
     refresh = task.with_options(refresh_cache=True)
@@ -193,8 +201,11 @@ def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
         future.wait()
         outcome = _outcome_of(future, job)
         if future.state.name == "Cached" and not was_fresh:
-            record = {"output_paths": outcome.output_paths, "solver_paths": outcome.solver_paths,
-                      "output_sha256": outcome.output_sha256}
+            record = {
+                "output_paths": outcome.output_paths,
+                "solver_paths": outcome.solver_paths,
+                "output_sha256": outcome.output_sha256,
+            }
             if not outputs_intact(record):
                 logger.info("run %d: cached outputs are missing or changed; re-running", job.run_id)
                 submit(Point(job.run_id, dict(job.overrides)), fresh=True)
@@ -233,13 +244,21 @@ def sweep_flow(
     spec = _spec_from_parameters(script, grid, samples, mode)
     started_pool = not has_shared_pool(options.pool)
     try:
-        shared_pool(options.pool)  # start engines now, while the directory is prepared
+        pool = shared_pool(options.pool)
+        if spec is not None:
+            preflight(options.out, spec, mode)
+            check_against_engine(spec, pool)  # before anything is written or run
         with lock_sweep_dir(options.out):
             plan = plan_sweep(options.out, spec, options.engine, mode)
             logger.info(
                 "sweep %s: %d runs, %d already done, %d to run on %d workers (engine %s, %s)",
-                options.out, len(plan.spec), plan.done, len(plan.to_run),
-                options.pool.workers, options.engine.version, options.engine.source,
+                options.out,
+                len(plan.spec),
+                plan.done,
+                len(plan.to_run),
+                options.pool.workers,
+                options.engine.version,
+                options.engine.source,
             )
             tally = _run_points(plan, options)
     finally:
@@ -270,7 +289,9 @@ def _spec_from_parameters(
     if script is None:
         if mode in ("resume", "retry_failed"):
             return None
-        raise SweepSpecError("script is required to start a sweep; pass the path of a GMAT .script.", field="script")
+        raise SweepSpecError(
+            "script is required to start a sweep; pass the path of a GMAT .script.", field="script"
+        )
     if grid is not None:
         return SweepSpec.from_grid(script, grid)
     if samples is not None:
@@ -281,4 +302,3 @@ def _spec_from_parameters(
         "pass grid= (values per field) or samples= (one mapping per run) to start a sweep.",
         field="grid",
     )
-

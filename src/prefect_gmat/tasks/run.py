@@ -6,10 +6,9 @@ import random
 from typing import Any
 
 from prefect import Task, task
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.runtime import task_run as current_task_run
-from prefect.states import State
 
 from prefect_gmat.errors import RunError
 from prefect_gmat.pool import PoolConfig, shared_pool
@@ -20,6 +19,8 @@ __all__ = ["RunFailed", "backoff_delays", "run_point"]
 
 class RunFailed(RunError):
     """A run's failure as a task exception; ``outcome`` is the record for the manifest."""
+
+    outcome: Outcome
 
 
 def _is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:

@@ -1,0 +1,54 @@
+"""Up-front checks of a sweep against the engine, before anything is run or written.
+
+No Prefect here. One warm worker loads the script and tries every swept field
+and distinct value on it; every problem found is reported at once, each with
+the fix, in one :class:`~prefect_gmat.errors.SweepSpecError`.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from prefect_gmat.errors import SweepSpecError
+from prefect_gmat.pool import WorkerPool
+from prefect_gmat.runner import ValidateJob
+from prefect_gmat.spec import SweepSpec
+
+__all__ = ["check_against_engine"]
+
+_MAX_VALUES_PER_FIELD = 1000
+
+
+def _distinct_values(spec: SweepSpec) -> dict[str, list[Any]]:
+    values: dict[str, list[Any]] = {field: [] for field in spec.fields}
+    seen: dict[str, set[tuple[type, Any]]] = {field: set() for field in spec.fields}
+    for point in spec.points():
+        for field, value in point.overrides.items():
+            key = (type(value), value)
+            if key not in seen[field] and len(values[field]) < _MAX_VALUES_PER_FIELD:
+                seen[field].add(key)
+                values[field].append(value)
+        if all(len(v) >= _MAX_VALUES_PER_FIELD for v in values.values()):
+            break
+    return values
+
+
+def check_against_engine(spec: SweepSpec, pool: WorkerPool) -> None:
+    """Raise :class:`SweepSpecError` listing every field or value the script will not take."""
+    job = ValidateJob(str(spec.script), _distinct_values(spec), tempfile.gettempdir())
+    problems = pool.validate(job)
+    if not problems:
+        return
+    lines = [f"the sweep cannot run ({len(problems)} problem(s)); nothing was run or written:"]
+    for problem in problems:
+        lines.append(f"- {problem.message}")
+        if problem.log_excerpt:
+            lines.extend(f"    {line}" for line in problem.log_excerpt.splitlines())
+    raise SweepSpecError(
+        "\n".join(lines),
+        field=problems[0].field,
+        value=problems[0].value,
+        problems=[(p.field, p.message) for p in problems],
+        log_excerpt=problems[0].log_excerpt,
+    )
