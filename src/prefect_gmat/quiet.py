@@ -42,8 +42,14 @@ def quiet_prefect() -> Iterator[None]:
     saved = {name: logging.getLogger(name).level for name in _SILENCED}
     for name in _SILENCED:
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    # One "Finished in state Completed()" line per grid point drowns the terminal;
+    # task-run warnings and errors (failed runs) still show.
+    task_runs = logging.getLogger("prefect.task_runs")
+    saved_task_runs = task_runs.level
+    task_runs.setLevel(logging.WARNING)
     try:
         yield
     finally:
+        task_runs.setLevel(saved_task_runs)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
