@@ -2,45 +2,29 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import threading
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from prefect_gmat import sweep
+from prefect_gmat import resume, sweep
+from prefect_gmat.errors import ManifestError
 from prefect_gmat.manifest import read_manifest
-from prefect_gmat.pool import busy_worker_pids
-from tests.conftest import DATA, DEMO_SCRIPT
+from prefect_gmat.sweepdir import outputs_intact
+from tests.conftest import DATA, DEMO_SCRIPT, kill_a_busy_worker_when
 
 GRID_200 = {"Sat.SMA": np.linspace(7000.0, 7995.0, 200)}
-
-
-def _kill_a_busy_worker_when(out: Path, runs_done: int, killed: list[int]) -> threading.Thread:
-    """SIGKILL one worker while it holds a run, once ``runs_done`` run folders exist."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if out.is_dir() and sum(1 for _ in out.glob("run-*")) >= runs_done:
-                busy = busy_worker_pids()
-                if busy:
-                    os.kill(busy[0], signal.SIGKILL)
-                    killed.append(busy[0])
-                    return
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+SMA_200 = GRID_200["Sat.SMA"]
 
 
 def test_a_worker_killed_mid_sweep_fails_only_its_run_with_the_cause(tmp_path: Path) -> None:
     out = tmp_path / "killed"
     killed: list[int] = []
-    watcher = _kill_a_busy_worker_when(out, 80, killed)
+    watcher = kill_a_busy_worker_when(out, 80, killed)
     df = sweep(DEMO_SCRIPT, grid=GRID_200, out=out, workers=2, retries=0)
     watcher.join()
     assert killed, "the worker was never killed"
@@ -57,7 +41,7 @@ def test_a_worker_killed_mid_sweep_fails_only_its_run_with_the_cause(tmp_path: P
 def test_a_killed_workers_run_is_retried_and_the_sweep_completes(tmp_path: Path) -> None:
     out = tmp_path / "retried"
     killed: list[int] = []
-    watcher = _kill_a_busy_worker_when(out, 80, killed)
+    watcher = kill_a_busy_worker_when(out, 80, killed)
     df = sweep(DEMO_SCRIPT, grid=GRID_200, out=out, workers=2, retries=2)
     watcher.join()
     assert killed
@@ -84,3 +68,82 @@ def test_a_run_that_never_ends_is_stopped_by_its_timeout(tmp_path: Path) -> None
     records = read_manifest(tmp_path / "t").records
     assert {r["failure"] for r in records.values()} == {"timeout"}
     assert all("timeout of 3 s" in r["error"] for r in records.values())
+
+
+def test_an_engine_segfault_fails_only_its_run_with_the_signal(tmp_path: Path) -> None:
+    out = tmp_path / "segv"
+    killed: list[int] = []
+    watcher = kill_a_busy_worker_when(out, 10, killed, sig=signal.SIGSEGV)
+    df = sweep(
+        DEMO_SCRIPT, grid={"Sat.SMA": SMA_200[:40]}, out=out, workers=2, retries=0, archive=False
+    )
+    watcher.join()
+    assert killed
+    failed = {i: r for i, r in read_manifest(out).records.items() if r["status"] != "ok"}
+    assert len(failed) <= 1
+    for record in failed.values():
+        assert record["error"] == "worker died: signal 11 (SIGSEGV)"
+    assert (df["__status"] == "ok").sum() == 3 * (40 - len(failed))
+
+
+def test_a_deterministic_failure_is_not_retried(tmp_path: Path) -> None:
+    df = sweep(
+        DATA / "missing_weather_file.script",
+        grid={"Sat.Cd": [2.0, 2.2]},
+        out=tmp_path / "det",
+        workers=2,
+        retries=3,
+        retry_delay=5.0,
+        archive=False,
+    )
+    assert df["__status"].tolist() == ["failed", "failed"]
+    for record in read_manifest(tmp_path / "det").records.values():
+        assert (record["failure"], record["attempts"]) == ("engine", 1)
+        assert "Cannot open the CSSI space weather file" in record["stderr"]
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 1 MiB file system (tmpfs; needs root, as in CI), so the disk really fills.
+
+    A short-LEO run leaves about 12 KB (GMAT's text outputs, the worker log with the
+    GMAT log, the Parquet, Prefect's result record): about 80 runs fit.
+    """
+    where = tmp_path / "disk"
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_a_full_disk_stops_the_sweep_clearly_and_keeps_earlier_runs(small_disk: Path) -> None:
+    out = small_disk / "sweep"
+    with pytest.raises(ManifestError, match=r"No space left on device.*records already in it"):
+        sweep(
+            DEMO_SCRIPT,
+            grid={"Sat.SMA": SMA_200},
+            out=out,
+            workers=2,
+            retries=0,
+            archive=False,
+        )
+    manifest = read_manifest(out)
+    assert manifest.torn_line is None
+    assert manifest.ok_ids(), "no run finished before the disk filled"
+    for run_id in manifest.ok_ids():
+        assert outputs_intact(manifest.records[run_id])
+    for run_id in manifest.failed_ids():
+        assert "no space left on the disk" in manifest.records[run_id]["error"]
+    # with room again, resume finishes the sweep without redoing the earlier runs
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    done = set(manifest.ok_ids())
+    df = resume(out, workers=2, archive=False)
+    assert (df["__status"] == "ok").sum() == 3 * 200
+    for run_id in done:
+        assert (out / f"run-{run_id}" / "worker.log").read_text().count(" run_id=") == 1

@@ -5,6 +5,7 @@ Parquet per run, and a JSON Lines manifest compatible with gmat-sweep 0.6.0.
 """
 
 from prefect_gmat.api import load_sweep, resume, retry_failed, sweep
+from prefect_gmat.bundle import archive, extract_bundle, load_bundle, verify_bundle
 from prefect_gmat.errors import (
     BundleError,
     EngineNotFoundError,
@@ -23,8 +24,12 @@ __all__ = [
     "RunError",
     "SweepDirectoryError",
     "SweepSpecError",
+    "archive",
+    "extract_bundle",
+    "load_bundle",
     "load_sweep",
     "resume",
     "retry_failed",
     "sweep",
+    "verify_bundle",
 ]

@@ -8,14 +8,18 @@ and returns the per-run frame read back from the sweep directory.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import signal
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from prefect_gmat.frame import aggregate
 from prefect_gmat.manifest import read_manifest
-from prefect_gmat.pool import close_shared_pool, shared_pool
+from prefect_gmat.pool import PoolConfig, close_shared_pool, shared_pool
 from prefect_gmat.quiet import quiet_prefect
 from prefect_gmat.spec import SweepSpec
 from prefect_gmat.sweepdir import Mode, preflight
@@ -34,16 +38,22 @@ def sweep(
     workers: int | None = None,
     timeout: float | None = None,
     retries: int | None = None,
+    retry_delay: float | None = None,
     overwrite: bool = False,
     gmat_root: PathLike | None = None,
+    archive: bool = True,
+    include_logs: bool = False,
     report: str | None = None,
     params: bool = False,
+    converged: bool = False,
 ) -> pd.DataFrame:
     """Run ``script`` once per grid point (or sample) as a Prefect flow; return the frame.
 
     The frame is indexed by ``(run_id, time)`` with the report's columns and
     ``__status``; ``params=True`` adds one column per swept field. The sweep
-    directory ``out`` keeps ``manifest.jsonl`` and ``run-<id>/`` Parquet files.
+    directory ``out`` keeps ``manifest.jsonl``, ``run-<id>/`` Parquet files and,
+    with ``archive`` (the default), ``sweep_bundle.zip``. Transient failures are
+    retried ``retries`` times, ``retry_delay`` seconds apart, doubling.
     """
     if (grid is None) == (samples is None):
         from prefect_gmat.errors import SweepSpecError
@@ -58,8 +68,9 @@ def sweep(
         else SweepSpec.from_samples(script, samples or [])
     )
     mode: Mode = "overwrite" if overwrite else "new"
-    summary = _run(spec, out, mode, workers, timeout, retries, gmat_root)
-    return load_sweep(summary["out"], report=report, params=params)
+    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs)
+    summary = _run(spec, out, mode, knobs)
+    return load_sweep(summary["out"], report=report, params=params, converged=converged)
 
 
 def resume(
@@ -68,13 +79,18 @@ def resume(
     workers: int | None = None,
     timeout: float | None = None,
     retries: int | None = None,
+    retry_delay: float | None = None,
     gmat_root: PathLike | None = None,
+    archive: bool = True,
+    include_logs: bool = False,
     report: str | None = None,
     params: bool = False,
+    converged: bool = False,
 ) -> pd.DataFrame:
     """Finish an interrupted sweep from its manifest alone; finished runs are not redone."""
-    summary = _run(None, out, "resume", workers, timeout, retries, gmat_root)
-    return load_sweep(summary["out"], report=report, params=params)
+    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs)
+    summary = _run(None, out, "resume", knobs)
+    return load_sweep(summary["out"], report=report, params=params, converged=converged)
 
 
 def retry_failed(
@@ -83,41 +99,94 @@ def retry_failed(
     workers: int | None = None,
     timeout: float | None = None,
     retries: int | None = None,
+    retry_delay: float | None = None,
     gmat_root: PathLike | None = None,
+    archive: bool = True,
+    include_logs: bool = False,
     report: str | None = None,
     params: bool = False,
+    converged: bool = False,
 ) -> pd.DataFrame:
     """Re-run only the runs whose last record is a failure."""
-    summary = _run(None, out, "retry_failed", workers, timeout, retries, gmat_root)
-    return load_sweep(summary["out"], report=report, params=params)
+    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs)
+    summary = _run(None, out, "retry_failed", knobs)
+    return load_sweep(summary["out"], report=report, params=params, converged=converged)
 
 
-def load_sweep(out: PathLike, *, report: str | None = None, params: bool = False) -> pd.DataFrame:
-    """Read a sweep directory back into its frame, without running anything."""
+def load_sweep(
+    out: PathLike,
+    *,
+    report: str | None = None,
+    params: bool = False,
+    converged: bool = False,
+) -> pd.DataFrame:
+    """Read a sweep directory back into its frame, without running anything.
+
+    ``report`` picks one report when the script writes several; ``params`` adds
+    the swept fields as columns; ``converged`` adds ``__converged`` per run.
+    """
     manifest = read_manifest(out)
-    return aggregate(manifest.records.values(), manifest.path.parent, report=report, params=params)
+    return aggregate(
+        manifest.records.values(),
+        manifest.path.parent,
+        report=report,
+        params=params,
+        converged=converged,
+    )
 
 
-def _run(
-    spec: SweepSpec | None,
-    out: PathLike | None,
-    mode: Mode,
-    workers: int | None,
-    timeout: float | None,
-    retries: int | None,
-    gmat_root: PathLike | None,
-) -> dict[str, Any]:
+@contextmanager
+def _stop_on_signals(pool: PoolConfig) -> Iterator[None]:
+    """Make SIGTERM and SIGINT stop the sweep now: kill the engines, then unwind.
+
+    The flow's records of finished runs are kept (see the flow); runs in flight
+    are lost and will run again on resume. Only the main thread can do this.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        close_shared_pool(pool)
+        raise KeyboardInterrupt(f"sweep stopped by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@dataclass(frozen=True, slots=True)
+class _Knobs:
+    workers: int | None
+    timeout: float | None
+    retries: int | None
+    retry_delay: float | None
+    gmat_root: PathLike | None
+    archive: bool
+    include_logs: bool
+
+
+def _run(spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: _Knobs) -> dict[str, Any]:
     from prefect_gmat.flows.sweep import resolve_options, sweep_flow
 
-    root = None if gmat_root is None else os.fspath(gmat_root)
+    root = None if knobs.gmat_root is None else os.fspath(knobs.gmat_root)
     script = None if spec is None else str(spec.script)
     options = resolve_options(
-        None if out is None else os.fspath(out), workers, timeout, retries, root, script
+        None if out is None else os.fspath(out),
+        knobs.workers,
+        knobs.timeout,
+        knobs.retries,
+        root,
+        script,
+        knobs.retry_delay,
     )
     preflight(options.out, spec, mode)
     shared_pool(options.pool)  # engines warm up while Prefect starts
     try:
-        with quiet_prefect():
+        with quiet_prefect(), _stop_on_signals(options.pool):
             summary: dict[str, Any] = sweep_flow(
                 script=script,
                 grid=None if spec is None else spec.grid,
@@ -126,8 +195,11 @@ def _run(
                 workers=options.pool.workers,
                 timeout=options.pool.timeout,
                 retries=options.retries,
+                retry_delay=options.retry_delay,
                 mode=mode,
                 gmat_root=root,
+                archive=knobs.archive,
+                include_logs=knobs.include_logs,
             )
     finally:
         close_shared_pool(options.pool)

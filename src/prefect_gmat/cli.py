@@ -135,6 +135,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_emit_script_updated(args: argparse.Namespace) -> int:
+    from prefect_gmat.events import emit_script_updated
+
+    event = emit_script_updated(args.script)
+    print(f"emitted {event.event} for {event.resource.id} (event id {event.id})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prefect-gmat", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo-out", help="sweep directory (replaced each time)")
     demo.add_argument("--workers", type=int)
     demo.set_defaults(func=_cmd_demo)
+
+    emit = sub.add_parser(
+        "emit-script-updated",
+        help="tell the Prefect server in PREFECT_API_URL that a script changed "
+        "(event gmat.script.updated; its deployment trigger starts a sweep)",
+    )
+    emit.add_argument("script", help="the GMAT .script that changed")
+    emit.set_defaults(func=_cmd_emit_script_updated)
     return parser
 
 

@@ -46,8 +46,13 @@ def aggregate(
     *,
     report: str | None = None,
     params: bool = False,
+    converged: bool = False,
 ) -> pd.DataFrame:
-    """One frame from manifest records; relative output paths resolve against ``root``."""
+    """One frame from manifest records; relative output paths resolve against ``root``.
+
+    ``converged=True`` adds ``__converged``: False for a run whose Target/Optimize
+    solver stopped without converging, True if all converged, <NA> without a solver.
+    """
     records = sorted(records, key=lambda r: int(r["run_id"]))
     names = report_names(records)
     if report is None:
@@ -114,7 +119,20 @@ def aggregate(
         result = pd.concat(parts, axis=0).sort_index()
     if params:
         result = _with_params(result, records)
+    if converged:
+        result = _with_convergence(result, records)
     return result
+
+
+def _with_convergence(frame: pd.DataFrame, records: list[Mapping[str, Any]]) -> pd.DataFrame:
+    """Add ``__converged`` per run (nullable boolean), joined on ``run_id``."""
+    flags: dict[int, bool | None] = {}
+    for record in records:
+        solvers: Mapping[str, bool] = record.get("converged") or {}
+        flags[int(record["run_id"])] = all(solvers.values()) if solvers else None
+    run_ids = frame.index.get_level_values("run_id")
+    values = pd.array([flags.get(int(i)) for i in run_ids], dtype="boolean")
+    return frame.assign(**{"__converged": values})
 
 
 def _with_params(frame: pd.DataFrame, records: list[Mapping[str, Any]]) -> pd.DataFrame:

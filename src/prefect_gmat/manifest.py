@@ -13,6 +13,7 @@ know, so both tools read each other's manifests.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -161,13 +162,30 @@ class ManifestWriter:
         return cls(path)
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
+        """Append whole lines or nothing: a failed write (a full disk) is rolled back."""
         payload = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
         if not payload:
             return
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        data = payload.encode("utf-8")
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+            size = os.fstat(fd).st_size
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise ManifestError(
+                    f"cannot append to {self.path}: {exc.strerror or exc}. The records "
+                    "already in it are intact; fix the cause (free disk space?), then "
+                    "resume(out) to run what is missing.",
+                    path=str(self.path),
+                ) from None
+            finally:
+                os.close(fd)
 
 
 @dataclass

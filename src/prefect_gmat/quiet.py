@@ -42,11 +42,11 @@ def quiet_prefect() -> Iterator[None]:
     saved = {name: logging.getLogger(name).level for name in _SILENCED}
     for name in _SILENCED:
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    # One "Finished in state Completed()" line per grid point drowns the terminal;
-    # task-run warnings and errors (failed runs) still show.
+    # One "Finished in state ..." line (and a traceback per failure) per grid point
+    # drowns the terminal; the flow logs each failed run's cause once, at WARNING.
     task_runs = logging.getLogger("prefect.task_runs")
     saved_task_runs = task_runs.level
-    task_runs.setLevel(logging.WARNING)
+    task_runs.setLevel(logging.CRITICAL)
     try:
         yield
     finally:

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -237,6 +238,8 @@ def execute(job: RunJob) -> Outcome:
     except GmatRunError as exc:
         log = exc.log or _read_text(gmat_log)
         cause = str(exc)
+        if _disk_full(run_dir):
+            return failed("io", f"{_DISK_FULL} {run_dir}: {cause}", log)
         if getattr(exc, "path", None) is not None and not exc.log:
             return failed("io", cause)
         return failed("engine", cause, log)
@@ -259,6 +262,8 @@ def execute(job: RunJob) -> Outcome:
     except OSError as exc:
         return failed("io", f"cannot write the run's output under {run_dir}: {exc}")
     except Exception as exc:
+        if _disk_full(run_dir):  # GMAT wrote truncated output files
+            return failed("io", f"{_DISK_FULL} {run_dir}: {type(exc).__name__}: {exc}")
         return failed("internal", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
     hashes = {key: sha256_file(path) for key, path in {**output_paths, **solver_paths}.items()}
@@ -363,6 +368,17 @@ def validate(job: ValidateJob) -> list[Problem]:
         with contextlib.suppress(GmatFieldError):
             mission[field_path] = original
     return problems
+
+
+_DISK_FULL = "no space left on the disk holding"
+
+
+def _disk_full(path: Path) -> bool:
+    """True when the file system under ``path`` has (almost) no space left."""
+    try:
+        return shutil.disk_usage(path).free < 64 * 1024
+    except OSError:
+        return False
 
 
 def _read_text(path: Path) -> str:

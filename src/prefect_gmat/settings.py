@@ -55,6 +55,13 @@ class GmatSettings(BaseSettings):
         ge=1,
         description="Task runs submitted at once. Unset: 4 per worker (bounds server load).",
     )
+    engine_limit: str = Field(
+        default="gmat-engines",
+        description=(
+            "Prefect global concurrency limit a sweep takes one slot of per engine process "
+            "while its engines run; a limit that does not exist is skipped. Empty: never."
+        ),
+    )
 
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1

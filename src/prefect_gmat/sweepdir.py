@@ -29,10 +29,22 @@ from prefect_gmat.manifest import (
 from prefect_gmat.runner import sha256_file
 from prefect_gmat.spec import Point, SweepSpec, canonical_script_sha256
 
-__all__ = ["Mode", "SweepPlan", "lock_sweep_dir", "outputs_intact", "plan_sweep", "preflight"]
+__all__ = [
+    "BUNDLE_NAME",
+    "LOCK_NAME",
+    "Mode",
+    "SweepPlan",
+    "lock_sweep_dir",
+    "no_sweep_running",
+    "outputs_intact",
+    "plan_sweep",
+    "preflight",
+]
 
 Mode = Literal["new", "resume", "retry_failed", "overwrite"]
 LOCK_NAME = ".prefect-gmat.lock"
+#: Where the flow's archive task writes the sweep's bundle.
+BUNDLE_NAME = "sweep_bundle.zip"
 
 
 @contextmanager
@@ -63,6 +75,31 @@ def lock_sweep_dir(out: Path) -> Iterator[None]:
         yield
     finally:
         handle.close()
+
+
+@contextmanager
+def no_sweep_running(out: Path) -> Iterator[None]:
+    """Hold a shared lock on ``out`` while reading it, so no sweep writes meanwhile.
+
+    A sweep holds the lock exclusively for its life; a directory without the lock
+    file (gmat-sweep made it) has nothing to lock against.
+    """
+    try:
+        fd = os.open(out / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SweepDirectoryError(
+                f"a sweep is still running in {out}; wait for it to finish, then try again.",
+                path=str(out),
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def outputs_intact(record: Mapping[str, Any]) -> bool:
@@ -197,5 +234,7 @@ def _clear_sweep(out: Path) -> None:
     for child in out.iterdir():
         if child.is_dir() and child.name.startswith("run-"):
             shutil.rmtree(child)
-        elif child.name in (MANIFEST_NAME, "sweep_bundle.zip"):
-            child.unlink()
+        elif child.name in (MANIFEST_NAME, BUNDLE_NAME) or (
+            child.name.startswith(f".{BUNDLE_NAME}.") and child.name.endswith(".partial")
+        ):
+            child.unlink()  # the bundle and what a killed archive left behind

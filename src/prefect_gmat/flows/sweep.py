@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -17,8 +18,13 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
+from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
 from prefect_gmat.engine import Engine, resolve_engine
-from prefect_gmat.errors import SweepSpecError
+from prefect_gmat.errors import ManifestError, SweepSpecError
+from prefect_gmat.events import emit_sweep_completed
+from prefect_gmat.limits import engine_slots
+from prefect_gmat.manifest import outcome_record
+from prefect_gmat.observability import SweepProgress, publish_summary
 from prefect_gmat.pool import PoolConfig, close_shared_pool, has_shared_pool, shared_pool
 from prefect_gmat.runner import Outcome, RunJob
 from prefect_gmat.settings import get_settings
@@ -31,6 +37,7 @@ from prefect_gmat.sweepdir import (
     plan_sweep,
     preflight,
 )
+from prefect_gmat.tasks.archive import archive_sweep
 from prefect_gmat.tasks.manifest import record_outcomes
 from prefect_gmat.tasks.run import run_point
 from prefect_gmat.validation import check_against_engine
@@ -60,8 +67,10 @@ def resolve_options(
     retries: int | None,
     gmat_root: str | None,
     script: str | None,
+    retry_delay: float | None = None,
 ) -> SweepOptions:
     """Fill every unset knob from :class:`~prefect_gmat.settings.GmatSettings`."""
+    _check_knobs(workers=workers, timeout=timeout, retries=retries, retry_delay=retry_delay)
     settings = get_settings()
     engine = resolve_engine(gmat_root or settings.gmat_root, prefer_pip=settings.engine == "pip")
     n_workers = workers or settings.resolved_workers()
@@ -80,14 +89,38 @@ def resolve_options(
             recycle_after=settings.recycle_after,
         ),
         retries=retries if retries is not None else settings.retries,
-        retry_delay=settings.retry_delay,
+        retry_delay=retry_delay if retry_delay is not None else settings.retry_delay,
         max_in_flight=settings.max_in_flight or 4 * n_workers,
     )
 
 
+def _check_knobs(**knobs: float | None) -> None:
+    limits = {
+        "workers": (1, "at least 1"),
+        "timeout": (1e-9, "positive"),
+        "retries": (0, "0 or more"),
+        "retry_delay": (0, "0 or more"),
+    }
+    for name, value in knobs.items():
+        low, words = limits[name]
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+            raise SweepSpecError(
+                f"{name}={value!r} is not allowed; {name} must be {words} "
+                f"(or unset, for the PREFECT_GMAT_{name.upper()} setting).",
+                field=name,
+                value=value,
+            )
+        if name in ("workers", "retries") and not float(value).is_integer():
+            raise SweepSpecError(
+                f"{name}={value!r} must be a whole number.", field=name, value=value
+            )
+
+
 def _flow_run_name() -> str:
     params = flow_run.parameters
-    script = Path(params.get("script") or "sweep").stem
+    script = Path(params.get("script") or params.get("sweep_spec") or "sweep").stem
     grid = params.get("grid")
     samples = params.get("samples")
     if grid:
@@ -159,6 +192,7 @@ def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
     tally = _Tally()
     pending: list[Outcome] = []
     last_flush = time.monotonic()
+    progress = SweepProgress(len(plan.spec), plan.done, options.out, logger)
 
     def submit(point: Point, *, fresh: bool) -> None:
         job = RunJob(
@@ -177,46 +211,50 @@ def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
         if pending:
             record_outcomes(plan.writer, list(pending), len(pending))
             pending.clear()
+            progress.update(plan.done + tally.ok + tally.failed)
         last_flush = time.monotonic()
 
     points: Iterator[Point] = iter(plan.to_run)
     in_flight = 0
     exhausted = False
-    while True:
-        while not exhausted and in_flight < options.max_in_flight:
-            point = next(points, None)
-            if point is None:
-                exhausted = True
+    try:
+        while True:
+            while not exhausted and in_flight < options.max_in_flight:
+                point = next(points, None)
+                if point is None:
+                    exhausted = True
+                    break
+                submit(point, fresh=False)
+                in_flight += 1
+            if in_flight == 0:
                 break
-            submit(point, fresh=False)
-            in_flight += 1
-        if in_flight == 0:
-            break
-        try:
-            future, job, was_fresh = done.get(timeout=_FLUSH_SECONDS)
-        except queue.Empty:
-            flush()
-            continue
-        in_flight -= 1
-        future.wait()
-        outcome = _outcome_of(future, job)
-        if future.state.name == "Cached" and not was_fresh:
-            record = {
-                "output_paths": outcome.output_paths,
-                "solver_paths": outcome.solver_paths,
-                "output_sha256": outcome.output_sha256,
-            }
-            if not outputs_intact(record):
+            try:
+                future, job, was_fresh = done.get(timeout=_FLUSH_SECONDS)
+            except queue.Empty:
+                flush()
+                continue
+            in_flight -= 1
+            future.wait()
+            outcome = _outcome_of(future, job)
+            cached = future.state.name == "Cached" and not was_fresh
+            if cached and not outputs_intact(outcome_record(outcome)):
                 logger.info("run %d: cached outputs are missing or changed; re-running", job.run_id)
                 submit(Point(job.run_id, dict(job.overrides)), fresh=True)
                 in_flight += 1
                 continue
-        tally.add(outcome)
-        if not outcome.ok:
-            logger.warning("run %d failed: %s", outcome.run_id, outcome.error)
-        pending.append(outcome)
-        if time.monotonic() - last_flush >= _FLUSH_SECONDS:
-            flush()
+            tally.add(outcome)
+            if not outcome.ok:
+                excerpt = f"\n{outcome.log_excerpt}" if outcome.log_excerpt else ""
+                logger.warning("run %d failed: %s%s", outcome.run_id, outcome.error, excerpt)
+            pending.append(outcome)
+            if time.monotonic() - last_flush >= _FLUSH_SECONDS:
+                flush()
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM, a crash): keep what finished. Written directly,
+        # not through the task, because Prefect itself may be shutting down.
+        with contextlib.suppress(ManifestError):  # the original error says more
+            plan.writer.append(outcome_record(o) for o in pending)
+        raise
     flush()
     return tally
 
@@ -232,16 +270,30 @@ def sweep_flow(
     retries: int | None = None,
     mode: Literal["new", "resume", "retry_failed", "overwrite"] = "new",
     gmat_root: str | None = None,
+    retry_delay: float | None = None,
+    archive: bool = True,
+    include_logs: bool = False,
+    installation: str | None = None,
+    sweep_spec: str | None = None,
 ) -> dict[str, Any]:
     """Fly one GMAT script over a grid (or explicit samples), one task run per point.
 
     ``mode`` is ``new`` (refuses a directory that holds a sweep), ``overwrite``
     (deletes it first), ``resume`` (runs what is not done) or ``retry_failed``.
-    Returns a summary: the sweep directory and status counts.
+    With ``archive`` the last task writes ``<out>/sweep_bundle.zip``. Returns a
+    summary: the sweep directory, status counts, failures and the bundle.
+    ``installation`` names a GmatInstallation block (instead of ``gmat_root``);
+    ``sweep_spec`` names a GmatSweepSpec block that fills the parameters left unset.
     """
     logger = get_run_logger()
-    options = resolve_options(out, workers, timeout, retries, gmat_root, script)
+    if installation is not None or sweep_spec is not None:
+        given = SweepInputs(script, grid, samples, out, workers, timeout, gmat_root)
+        filled = apply_blocks(given, installation=installation, sweep_spec=sweep_spec)
+        script, grid, samples, out, workers, timeout, gmat_root = filled
+    options = resolve_options(out, workers, timeout, retries, gmat_root, script, retry_delay)
     spec = _spec_from_parameters(script, grid, samples, mode)
+    held = contextlib.ExitStack()  # this sweep's engine slots, held while its engines run
+    held.enter_context(engine_slots(options.pool.workers, logger))
     started_pool = not has_shared_pool(options.pool)
     try:
         pool = shared_pool(options.pool)
@@ -262,10 +314,13 @@ def sweep_flow(
             )
             tally = _run_points(plan, options)
     finally:
-        if started_pool:
-            close_shared_pool(options.pool)
+        with held:  # released even if stopping the engines fails
+            if started_pool:
+                close_shared_pool(options.pool)
+    bundle = archive_sweep(str(options.out), include_logs, overwrite=True) if archive else None
     summary = {
         "out": str(options.out),
+        "bundle": bundle,
         "runs": len(plan.spec),
         "ran": len(plan.to_run),
         "already_done": plan.done,
@@ -273,6 +328,8 @@ def sweep_flow(
         "failed": tally.failed,
         "failures": {str(k): v for k, v in sorted(tally.failures.items())},
     }
+    publish_summary(options.out, logger)
+    emit_sweep_completed(summary, str(plan.spec.script))
     if tally.failed:
         logger.warning("%d of %d runs failed; see %s", tally.failed, len(plan.to_run), options.out)
     return summary

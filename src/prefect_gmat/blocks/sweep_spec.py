@@ -1,0 +1,136 @@
+"""The ``GmatSweepSpec`` block: a sweep saved by name (script, grid or samples, where to write).
+
+A team that re-runs the same study saves it once; a deployment, a schedule or
+an event trigger then passes ``sweep_spec="leo-sma"`` and the flow fills in
+whatever its own parameters leave unset. Explicit flow parameters always win.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, NamedTuple, Self
+
+from prefect.blocks.core import Block
+from pydantic import Field, model_validator
+
+from prefect_gmat._sync import sync_value
+from prefect_gmat.blocks.installation import GmatInstallation
+from prefect_gmat.errors import SweepSpecError
+from prefect_gmat.spec import SweepSpec
+
+__all__ = ["GmatSweepSpec", "SweepInputs", "apply_blocks"]
+
+Value = float | int | str | bool
+
+
+class GmatSweepSpec(Block):
+    """A GMAT sweep saved by name: the script, its grid (or samples) and the output base."""
+
+    _block_type_name = "GMAT Sweep Spec"
+    _block_type_slug = "gmat-sweep-spec"
+    _description = (
+        "A GMAT sweep saved by name: the script, a grid (values per field) or explicit "
+        "samples, and where sweeps are written. Pass its name as the sweep flow's "
+        "`sweep_spec` parameter; explicit flow parameters override it."
+    )
+    _code_example = """
+```python
+from prefect_gmat.blocks import GmatSweepSpec
+
+GmatSweepSpec(
+    script="/data/leo.script",
+    grid={"Sat.SMA": [7000, 7100, 7200]},
+    out_base="/data/sweeps",
+).save("leo-sma")
+```
+"""
+
+    script: str = Field(description="Absolute path of the GMAT .script on the worker machine.")
+    grid: dict[str, list[Value]] | None = Field(
+        default=None,
+        description='Values per field, e.g. {"Sat.SMA": [7000, 7100]}; a cartesian product.',
+    )
+    samples: list[dict[str, Value]] | None = Field(
+        default=None, description="Explicit points instead of a grid, one mapping per run."
+    )
+    out_base: str | None = Field(
+        default=None,
+        title="Output base directory",
+        description="Each sweep writes to <out_base>/<script>-<timestamp>. Unset: the setting.",
+    )
+    workers: int | None = Field(default=None, ge=1, description="Engine processes per sweep.")
+    timeout: float | None = Field(default=None, gt=0, description="Seconds per run.")
+    installation: str | None = Field(
+        default=None, description="Name of a GMAT Installation block to run with."
+    )
+
+    @model_validator(mode="after")
+    def _one_kind_of_points(self) -> Self:
+        if (self.grid is None) == (self.samples is None):
+            raise ValueError("give exactly one of grid (values per field) or samples (points)")
+        return self
+
+    def sweep_spec(self) -> SweepSpec:
+        """Validate the saved sweep as a run would (the script must exist here)."""
+        if self.grid is not None:
+            return SweepSpec.from_grid(self.script, self.grid)
+        return SweepSpec.from_samples(self.script, self.samples or [])
+
+    def new_out(self) -> str | None:
+        """A fresh sweep directory under ``out_base`` (None: the flow picks one)."""
+        if self.out_base is None:
+            return None
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return str(Path(self.out_base).expanduser() / f"{Path(self.script).stem}-{stamp}")
+
+    def flow_parameters(self) -> dict[str, Any]:
+        """The sweep flow's parameters for this spec (for ``run_deployment`` or a schedule)."""
+        params: dict[str, Any] = {"script": self.script}
+        for key in ("grid", "samples", "workers", "timeout", "installation"):
+            value = getattr(self, key)
+            if value is not None:
+                params[key] = value
+        out = self.new_out()
+        if out is not None:
+            params["out"] = out
+        return params
+
+
+class SweepInputs(NamedTuple):
+    """The sweep flow's parameters that blocks can supply."""
+
+    script: str | None
+    grid: dict[str, list[Value]] | None
+    samples: list[dict[str, Value]] | None
+    out: str | None
+    workers: int | None
+    timeout: float | None
+    gmat_root: str | None
+
+
+def apply_blocks(
+    given: SweepInputs, *, installation: str | None, sweep_spec: str | None
+) -> SweepInputs:
+    """Fill unset flow parameters from the named blocks; explicit parameters win."""
+    script, grid, samples, out, workers, timeout, gmat_root = given
+    if sweep_spec is not None:
+        saved: GmatSweepSpec = sync_value(GmatSweepSpec.load(sweep_spec))
+        if grid is None and samples is None:
+            grid, samples = saved.grid, saved.samples
+        script = script or saved.script
+        out = out or saved.new_out()
+        workers = workers if workers is not None else saved.workers
+        timeout = timeout if timeout is not None else saved.timeout
+        if installation is None and gmat_root is None:
+            installation = saved.installation
+    if installation is not None:
+        if gmat_root is not None:
+            raise SweepSpecError(
+                f"pass gmat_root or installation, not both (gmat_root={gmat_root!r}, "
+                f"installation={installation!r}).",
+                field="installation",
+            )
+        chosen: GmatInstallation = sync_value(GmatInstallation.load(installation))
+        gmat_root = chosen.engine_root()
+    return SweepInputs(script, grid, samples, out, workers, timeout, gmat_root)

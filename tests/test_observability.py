@@ -1,0 +1,65 @@
+"""What a sweep with failed runs shows in Prefect: progress, the summary table, warnings."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from uuid import UUID
+
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import Log
+
+from prefect_gmat.flows.sweep import sweep_flow
+from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
+from tests.conftest import DATA
+
+
+def _logs(client: SyncPrefectClient, run_id: UUID, needle: str) -> list[Log]:
+    """The run's logs, once the one containing ``needle`` has reached the server."""
+    deadline = time.monotonic() + 30
+    while True:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        if any(needle in log.message for log in logs) or time.monotonic() > deadline:
+            return logs
+        time.sleep(0.5)
+
+
+def test_failed_runs_show_in_the_table_and_as_warnings_with_the_engine_log(tmp_path: Path) -> None:
+    state = sweep_flow(
+        script=str(DATA / "missing_weather_file.script"),
+        grid={"Sat.Cd": [2.0, 2.2]},
+        out=str(tmp_path / "det"),
+        workers=2,
+        retries=0,
+        archive=False,
+        return_state=True,
+    )
+    run_id = state.state_details.flow_run_id
+    assert run_id is not None
+    with get_client(sync_client=True) as client:
+        artifacts = {
+            a.key: a
+            for a in client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+        }
+        assert artifacts[PROGRESS_KEY].data == 100.0
+        table = artifacts[SUMMARY_KEY]
+        assert isinstance(table.data, str)
+        [row] = json.loads(table.data)
+        assert (row["status"], row["runs"], row["run ids"]) == ("failed (engine)", 2, "0-1")
+        assert table.description == f"0 ok, 2 failed of 2 runs in {tmp_path / 'det'}"
+
+        logs = _logs(client, run_id, "run 1 failed")
+    warnings = [log.message for log in logs if log.level == 30 and " failed: " in log.message]
+    assert len(warnings) == 2
+    for message in warnings:
+        # the cause, then the GMAT log lines that explain it
+        assert "Cannot open the CSSI space weather file" in message.split("\n", 1)[1]

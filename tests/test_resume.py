@@ -1,0 +1,142 @@
+"""Interrupted sweeps: kill -9 of the flow process, SIGTERM, then resume; retry-failed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from prefect.settings import PREFECT_API_URL
+
+from prefect_gmat import load_sweep, resume, retry_failed, sweep
+from prefect_gmat.manifest import read_manifest
+from tests.conftest import DEMO_SCRIPT, REPO, kill_a_busy_worker_when
+from tests.sweep_subprocess import grid
+
+
+def executions(out: Path) -> dict[int, int]:
+    """How many times each run actually ran: worker.log gets one header line per execution."""
+    counts = {}
+    for log in out.glob("run-*/worker.log"):
+        counts[int(log.parent.name[4:])] = log.read_text().count(" run_id=")
+    return counts
+
+
+def recorded(out: Path) -> int:
+    try:
+        return len((out / "manifest.jsonl").read_text().splitlines()) - 1
+    except FileNotFoundError:
+        return 0
+
+
+StartSweep = Callable[..., "subprocess.Popen[bytes]"]
+
+
+@pytest.fixture
+def start_sweep() -> Iterator[StartSweep]:
+    """Start tests.sweep_subprocess against the test server; kill it (and workers) at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(out: Path, points: int, retries: int = 0) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.sweep_subprocess", str(out), str(points), str(retries)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        try:
+            family = psutil.Process(proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            family = []
+        for p in [*family]:
+            p.kill()
+        proc.kill()
+        proc.wait()
+
+
+def wait_for_records(out: Path, count: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 180
+    while recorded(out) < count:
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+        assert time.monotonic() < deadline, "the sweep made no progress"
+        time.sleep(0.02)
+
+
+def test_kill_9_at_half_then_resume_redoes_nothing_finished(
+    start_sweep: StartSweep, tmp_path: Path
+) -> None:
+    out = tmp_path / "killed"
+    proc = start_sweep(out, 300)
+    wait_for_records(out, 150, proc)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    psutil.wait_procs(workers, timeout=30)  # orphaned engines exit when their pipe closes
+    assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
+
+    before = read_manifest(out)  # readable after kill -9 (at most a torn last line)
+    done_before = set(before.ok_ids())
+    assert 150 <= len(done_before) < 300
+
+    df = resume(out, workers=2)
+
+    after = read_manifest(out)
+    assert sorted(after.ok_ids()) == list(range(300))
+    runs = executions(out)
+    assert all(runs[i] == 1 for i in done_before), "a finished run was run again"
+    assert sum(1 for n in runs.values() if n > 1) <= 2  # at most the runs held at the kill
+    uninterrupted = sweep(DEMO_SCRIPT, grid=grid(300), out=tmp_path / "whole", workers=2)
+    pd.testing.assert_frame_equal(df, uninterrupted, check_exact=True)
+
+
+def test_sigterm_stops_the_sweep_with_a_valid_manifest_and_no_engines_left(
+    start_sweep: StartSweep, tmp_path: Path
+) -> None:
+    out = tmp_path / "terminated"
+    proc = start_sweep(out, 400)
+    wait_for_records(out, 40, proc)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+    manifest = read_manifest(out)
+    assert manifest.torn_line is None  # a clean stop leaves no torn line
+    assert 40 <= len(manifest.records) < 400
+    from gmat_sweep import Manifest
+
+    assert len(Manifest.load(out / "manifest.jsonl").entries) == len(manifest.records)
+    df = resume(out, workers=2)
+    assert (df["__status"] == "ok").sum() == 3 * 400
+
+
+def test_retry_failed_reruns_only_the_failures(tmp_path: Path) -> None:
+    out = tmp_path / "flaky"
+    killed: list[int] = []
+    watcher = kill_a_busy_worker_when(out, 20, killed)
+    sweep(DEMO_SCRIPT, grid=grid(60), out=out, workers=2, retries=0, archive=False)
+    watcher.join()
+    failed = read_manifest(out).failed_ids()
+    assert killed and len(failed) == 1
+    df = retry_failed(out, workers=2)
+    assert (df["__status"] == "ok").all()
+    runs = executions(out)
+    assert all(n == 1 for run_id, n in runs.items() if run_id not in failed)
+    after = read_manifest(out)
+    assert after.failed_ids() == []
+    assert after.records[failed[0]]["status"] == "ok"
+    pd.testing.assert_frame_equal(df, load_sweep(out))
