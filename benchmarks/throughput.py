@@ -6,7 +6,7 @@ flow's start-up (ephemeral server or client connection) reported apart.
 Against a running server, set PREFECT_API_URL first; otherwise Prefect runs
 in ephemeral mode, as a user without a server would.
 
-    uv run python benchmarks/throughput.py [--points 300] [--workers 2]
+    uv run python benchmarks/throughput.py [--points 300] [--workers 2] [--dask local]
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ def pool_alone(points: int, workers: int, base: Path) -> float:
     return elapsed
 
 
-def whole_flow(points: int, workers: int, base: Path) -> tuple[float, float]:
+def whole_flow(points: int, workers: int, base: Path, dask: str | None) -> tuple[float, float]:
     """Wall seconds of sweep() from call to frame, and of its runs (first to last record)."""
     grid = {"Sat.SMA": np.linspace(7000.0, 7000.0 + points - 1, points)}
     started = time.perf_counter()
-    frame = sweep(demo_script(), grid=grid, out=base / "flow", workers=workers)
+    frame = sweep(demo_script(), grid=grid, out=base / "flow", workers=workers, dask=dask)
     total = time.perf_counter() - started
     assert (frame["__status"] == "ok").all() and frame.shape[0] == 3 * points
     import json
@@ -66,6 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--dask", help="'local' (a local cluster) or a scheduler address")
     args = parser.parse_args()
     mode = (
         "server " + os.environ["PREFECT_API_URL"]
@@ -75,9 +76,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
         base = Path(tmp)
         pool_s = pool_alone(args.points, args.workers, base)
-        total_s, runs_s = whole_flow(args.points, args.workers, base)
+        total_s, runs_s = whole_flow(args.points, args.workers, base, args.dask)
     n = args.points
-    print(f"points={n} workers={args.workers} prefect={mode}")
+    runner = f"dask {args.dask}" if args.dask else "threads"
+    print(f"points={n} workers={args.workers} prefect={mode} task runner={runner}")
     print(f"pool alone (warm, no Prefect):   {pool_s:6.2f} s  {n / pool_s:6.1f} runs/s")
     print(f"sweep() call to frame:           {total_s:6.2f} s  {n / total_s:6.1f} runs/s")
     print(f"  of which runs, first to last:  {runs_s:6.2f} s  {n / runs_s:6.1f} runs/s")

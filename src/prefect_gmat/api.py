@@ -43,6 +43,7 @@ def sweep(
     gmat_root: PathLike | None = None,
     archive: bool = True,
     include_logs: bool = False,
+    dask: str | None = None,
     report: str | None = None,
     params: bool = False,
     converged: bool = False,
@@ -53,7 +54,8 @@ def sweep(
     ``__status``; ``params=True`` adds one column per swept field. The sweep
     directory ``out`` keeps ``manifest.jsonl``, ``run-<id>/`` Parquet files and,
     with ``archive`` (the default), ``sweep_bundle.zip``. Transient failures are
-    retried ``retries`` times, ``retry_delay`` seconds apart, doubling.
+    retried ``retries`` times, ``retry_delay`` seconds apart, doubling. ``dask``
+    runs the task runs on dask.distributed: ``"local"`` or a scheduler address.
     """
     if (grid is None) == (samples is None):
         from prefect_gmat.errors import SweepSpecError
@@ -68,7 +70,7 @@ def sweep(
         else SweepSpec.from_samples(script, samples or [])
     )
     mode: Mode = "overwrite" if overwrite else "new"
-    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs)
+    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs, dask)
     summary = _run(spec, out, mode, knobs)
     return load_sweep(summary["out"], report=report, params=params, converged=converged)
 
@@ -83,12 +85,13 @@ def resume(
     gmat_root: PathLike | None = None,
     archive: bool = True,
     include_logs: bool = False,
+    dask: str | None = None,
     report: str | None = None,
     params: bool = False,
     converged: bool = False,
 ) -> pd.DataFrame:
     """Finish an interrupted sweep from its manifest alone; finished runs are not redone."""
-    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs)
+    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs, dask)
     summary = _run(None, out, "resume", knobs)
     return load_sweep(summary["out"], report=report, params=params, converged=converged)
 
@@ -103,12 +106,13 @@ def retry_failed(
     gmat_root: PathLike | None = None,
     archive: bool = True,
     include_logs: bool = False,
+    dask: str | None = None,
     report: str | None = None,
     params: bool = False,
     converged: bool = False,
 ) -> pd.DataFrame:
     """Re-run only the runs whose last record is a failure."""
-    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs)
+    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs, dask)
     summary = _run(None, out, "retry_failed", knobs)
     return load_sweep(summary["out"], report=report, params=params, converged=converged)
 
@@ -167,6 +171,7 @@ class _Knobs:
     gmat_root: PathLike | None
     archive: bool
     include_logs: bool
+    dask: str | None
 
 
 def _run(spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: _Knobs) -> dict[str, Any]:
@@ -182,9 +187,11 @@ def _run(spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: _Knobs
         root,
         script,
         knobs.retry_delay,
+        knobs.dask,
     )
     preflight(options.out, spec, mode)
-    shared_pool(options.pool)  # engines warm up while Prefect starts
+    if options.dask is None:
+        shared_pool(options.pool)  # engines warm up while Prefect starts
     try:
         with quiet_prefect(), _stop_on_signals(options.pool):
             summary: dict[str, Any] = sweep_flow(
@@ -200,6 +207,7 @@ def _run(spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: _Knobs
                 gmat_root=root,
                 archive=knobs.archive,
                 include_logs=knobs.include_logs,
+                dask=options.dask,
             )
     finally:
         close_shared_pool(options.pool)

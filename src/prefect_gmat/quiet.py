@@ -15,7 +15,15 @@ from contextlib import contextmanager
 
 __all__ = ["quiet_prefect"]
 
-_SILENCED = ("docket", "sqlalchemy", "uvicorn", "httpx", "asyncio", "prefect.server")
+_SILENCED = (
+    "docket",
+    "sqlalchemy",
+    "uvicorn",
+    "httpx",
+    "asyncio",
+    "prefect.server",
+    "distributed",
+)
 
 
 class _DropServerLifecycle(logging.Filter):

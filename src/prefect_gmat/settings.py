@@ -63,6 +63,14 @@ class GmatSettings(BaseSettings):
         ),
     )
 
+    dask_address: str | None = Field(
+        default=None,
+        description=(
+            "Run task runs on dask.distributed: 'local' for a local cluster, or a "
+            "scheduler address (tcp://host:8786). Unset: threads in the flow process."
+        ),
+    )
+
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
 

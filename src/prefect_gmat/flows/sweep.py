@@ -9,14 +9,15 @@ import math
 import queue
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_client, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
+from prefect_dask.task_runners import DaskTaskRunner
 
 from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
 from prefect_gmat.engine import Engine, resolve_engine
@@ -58,6 +59,33 @@ class SweepOptions:
     retries: int
     retry_delay: float
     max_in_flight: int
+    dask: str | None = None  # "local", or a scheduler address: run the tasks on dask
+
+
+def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
+    """A dask task runner: a local cluster of one-engine processes, or a running scheduler.
+
+    Each dask worker process runs its own engine pool, one engine per thread
+    (see ``tasks.run``), so dask's worker processes must be allowed children.
+    """
+    import dask
+
+    dask.config.set({"distributed.worker.daemon": False})
+    if options.dask == "local":
+        # Point the workers at this flow's API, so their task runs land in the same
+        # server even in ephemeral mode (where each would otherwise start its own).
+        with get_client(sync_client=True) as client:
+            api_url = client.api_url
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": options.pool.workers,
+                "threads_per_worker": 1,
+                "processes": True,
+                "dashboard_address": None,
+                "env": {"PREFECT_API_URL": str(api_url).rstrip("/")},
+            }
+        )
+    return DaskTaskRunner(address=options.dask)
 
 
 def resolve_options(
@@ -68,6 +96,7 @@ def resolve_options(
     gmat_root: str | None,
     script: str | None,
     retry_delay: float | None = None,
+    dask: str | None = None,
 ) -> SweepOptions:
     """Fill every unset knob from :class:`~prefect_gmat.settings.GmatSettings`."""
     _check_knobs(workers=workers, timeout=timeout, retries=retries, retry_delay=retry_delay)
@@ -91,6 +120,7 @@ def resolve_options(
         retries=retries if retries is not None else settings.retries,
         retry_delay=retry_delay if retry_delay is not None else settings.retry_delay,
         max_in_flight=settings.max_in_flight or 4 * n_workers,
+        dask=dask or settings.dask_address,
     )
 
 
@@ -194,6 +224,9 @@ def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
     last_flush = time.monotonic()
     progress = SweepProgress(len(plan.spec), plan.done, options.out, logger)
 
+    dask_stack = contextlib.ExitStack()
+    runner = dask_stack.enter_context(_dask_runner(options)) if options.dask else None
+
     def submit(point: Point, *, fresh: bool) -> None:
         job = RunJob(
             run_id=point.run_id,
@@ -203,7 +236,12 @@ def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
             timeout=options.pool.timeout,
         )
         key = fingerprint(script_sha, options.engine.version, job)
-        future = (refresh if fresh else task).submit(job, options.pool, key)
+        chosen = refresh if fresh else task
+        future: PrefectFuture[Outcome]
+        if runner is None:
+            future = chosen.submit(job, options.pool, key)
+        else:
+            future = runner.submit(chosen, {"job": job, "pool": options.pool, "fingerprint": key})
         future.add_done_callback(lambda f: done.put((f, job, fresh)))
 
     def flush() -> None:
@@ -255,6 +293,8 @@ def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
         with contextlib.suppress(ManifestError):  # the original error says more
             plan.writer.append(outcome_record(o) for o in pending)
         raise
+    finally:
+        dask_stack.close()
     flush()
     return tally
 
@@ -275,6 +315,7 @@ def sweep_flow(
     include_logs: bool = False,
     installation: str | None = None,
     sweep_spec: str | None = None,
+    dask: str | None = None,
 ) -> dict[str, Any]:
     """Fly one GMAT script over a grid (or explicit samples), one task run per point.
 
@@ -284,19 +325,23 @@ def sweep_flow(
     summary: the sweep directory, status counts, failures and the bundle.
     ``installation`` names a GmatInstallation block (instead of ``gmat_root``);
     ``sweep_spec`` names a GmatSweepSpec block that fills the parameters left unset.
+    ``dask`` runs the task runs on dask.distributed: ``"local"`` (a local cluster of
+    ``workers`` processes) or a scheduler address such as ``tcp://host:8786``.
     """
     logger = get_run_logger()
     if installation is not None or sweep_spec is not None:
         given = SweepInputs(script, grid, samples, out, workers, timeout, gmat_root)
         filled = apply_blocks(given, installation=installation, sweep_spec=sweep_spec)
         script, grid, samples, out, workers, timeout, gmat_root = filled
-    options = resolve_options(out, workers, timeout, retries, gmat_root, script, retry_delay)
+    options = resolve_options(out, workers, timeout, retries, gmat_root, script, retry_delay, dask)
+    # Under dask the engines run in dask's workers; here one engine only validates.
+    local_pool = options.pool if options.dask is None else replace(options.pool, workers=1)
     spec = _spec_from_parameters(script, grid, samples, mode)
     held = contextlib.ExitStack()  # this sweep's engine slots, held while its engines run
     held.enter_context(engine_slots(options.pool.workers, logger))
-    started_pool = not has_shared_pool(options.pool)
+    started_pool = not has_shared_pool(local_pool)
     try:
-        pool = shared_pool(options.pool)
+        pool = shared_pool(local_pool)
         if spec is not None:
             preflight(options.out, spec, mode)
             check_against_engine(spec, pool)  # before anything is written or run
@@ -316,7 +361,7 @@ def sweep_flow(
     finally:
         with held:  # released even if stopping the engines fails
             if started_pool:
-                close_shared_pool(options.pool)
+                close_shared_pool(local_pool)
     bundle = archive_sweep(str(options.out), include_logs, overwrite=True) if archive else None
     summary = {
         "out": str(options.out),

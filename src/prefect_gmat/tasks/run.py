@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import random
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
@@ -10,11 +11,12 @@ from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.runtime import task_run as current_task_run
 
+from prefect_gmat.engine import resolve_engine
 from prefect_gmat.errors import RunError
 from prefect_gmat.pool import PoolConfig, shared_pool
 from prefect_gmat.runner import Outcome, RunJob
 
-__all__ = ["RunFailed", "backoff_delays", "run_point"]
+__all__ = ["RunFailed", "run_point"]
 
 
 class RunFailed(RunError):
@@ -33,9 +35,22 @@ def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return str(parameters["fingerprint"])
 
 
-def backoff_delays(first: float, retries: int) -> list[float]:
-    """Exponential delays (first, 2x, 4x...), each jittered by +-25% so retries spread out."""
-    return [first * 2**n * random.uniform(0.75, 1.25) for n in range(retries)]
+def _pool_here(pool: PoolConfig) -> PoolConfig:
+    """The pool for this process: under a dask worker, one engine per dask thread.
+
+    A dask worker on another machine finds its own engine (the flow's engine root
+    is a path on the flow's machine); it must be the same GMAT version.
+    """
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return pool
+    root = pool.engine_root
+    if not Path(root).is_dir():
+        root = str(resolve_engine().root)
+    return replace(pool, engine_root=root, workers=max(1, int(worker.state.nthreads)))
 
 
 @task(
@@ -52,7 +67,7 @@ def run_point(job: RunJob, pool: PoolConfig, fingerprint: str) -> Outcome:
     ``fingerprint`` (script SHA-256, overrides, engine version, run directory) is
     the cache key: a rerun of the same sweep returns the persisted outcome.
     """
-    outcome = shared_pool(pool).run(job).with_attempts(current_task_run.run_count or 1)
+    outcome = shared_pool(_pool_here(pool)).run(job).with_attempts(current_task_run.run_count or 1)
     if not outcome.ok:
         raise RunFailed(
             f"run {job.run_id} failed: {outcome.error}",

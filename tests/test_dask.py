@@ -1,0 +1,31 @@
+"""Scale-out through prefect-dask: the same sweep on a local dask.distributed cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+from prefect_gmat import load_sweep, sweep
+from prefect_gmat.manifest import read_manifest
+from tests.conftest import DATA, DEMO_SCRIPT, SMA_GRID
+
+
+def test_a_sweep_on_a_local_dask_cluster_gives_the_same_frame(tmp_path: Path) -> None:
+    grid = {"Sat.SMA": SMA_GRID["Sat.SMA"][:6]}
+    on_dask = sweep(DEMO_SCRIPT, grid=grid, out=tmp_path / "dask", workers=2, dask="local")
+    pd.testing.assert_frame_equal(on_dask, load_sweep(tmp_path / "dask"))
+    golden = pd.read_csv(DATA / "golden_leo_short_sma.csv")
+    expected_x = golden[golden["run_id"] < 6]["Sat.X"].to_numpy()
+    assert on_dask["Sat.X"].to_numpy() == pytest.approx(expected_x, rel=1e-12)
+    records = read_manifest(tmp_path / "dask").records
+    assert sorted(records) == list(range(6))
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["sweep-leo_short-6pts"]))
+        )
+    names = {r.name for r in runs}
+    assert {f"run-{i}" for i in range(6)} <= names  # dask workers report to the same server
