@@ -148,3 +148,26 @@ def test_frame_matches_the_golden_made_from_a_real_run(
     for column in ("Sat.X", "Sat.Y", "Sat.Z"):
         pd.testing.assert_series_equal(ours[column], golden[column], rtol=1e-12, atol=1e-9)
     assert (ours["__status"] == golden["__status"]).all()
+
+
+def test_uniform_samples_are_reproducible_and_resume_runs_the_same_points(tmp_path: Path) -> None:
+    from prefect_gmat import resume, uniform_samples
+    from prefect_gmat.manifest import read_manifest
+
+    drawn = uniform_samples({"Sat.SMA": (7000.0, 7500.0), "Sat.ECC": (0.0, 0.01)}, n=5, seed=7)
+    assert drawn == uniform_samples({"Sat.ECC": (0.0, 0.01), "Sat.SMA": (7000.0, 7500.0)}, 5, 7)
+    assert drawn != uniform_samples({"Sat.SMA": (7000.0, 7500.0), "Sat.ECC": (0.0, 0.01)}, 5, 8)
+    out = tmp_path / "mc"
+    df = sweep(DEMO_SCRIPT, samples=drawn, out=out, workers=2, archive=False, params=True)
+    assert df.xs(3, level="run_id")["Sat.SMA"].iloc[0] == drawn[3]["Sat.SMA"]
+    header = read_manifest(out).header
+    assert header["parameter_spec"]["_kind"] == "explicit"
+    (out / "run-3" / "report__RF.parquet").unlink()  # lose one run's output
+    damaged = out / "run-1" / "report__RF.parquet"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # and damage another's
+    damaged.write_bytes(bytes(data))
+    again = resume(out, workers=2, archive=False, params=True)
+    pd.testing.assert_frame_equal(again, df)
+    runs = {p.parent.name: p.read_text().count(" run_id=") for p in out.glob("run-*/worker.log")}
+    assert runs == {"run-0": 1, "run-1": 2, "run-2": 1, "run-3": 2, "run-4": 1}

@@ -15,6 +15,7 @@ from prefect_gmat.errors import (
     SweepDirectoryError,
     SweepSpecError,
 )
+from prefect_gmat.spec import uniform_samples
 
 __all__ = [
     "BundleError",
@@ -31,5 +32,6 @@ __all__ = [
     "resume",
     "retry_failed",
     "sweep",
+    "uniform_samples",
     "verify_bundle",
 ]

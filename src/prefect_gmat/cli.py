@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Any
 import pandas as pd
 
 from prefect_gmat.errors import PrefectGmatError, SweepSpecError
+from prefect_gmat.runner import sha256_file
+from prefect_gmat.sweepdir import BUNDLE_NAME
 
 __all__ = ["demo_script", "main", "parse_grid_option"]
 
@@ -91,6 +94,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         retries=args.retries,
         overwrite=args.overwrite,
         params=args.params,
+        dask=args.dask,
     )
     _print_frame(df)
     return 0 if (df["__status"] == "ok").all() else 1
@@ -129,9 +133,41 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     out = Path(args.out).resolve()
     df = sweep(demo_script(), grid=DEMO_GRID, out=out, workers=args.workers, overwrite=True)
+    elapsed = time.monotonic() - started
     _print_frame(df)
     print(f"\nsweep directory: {out}")
-    print(f"wall time from command to frame: {time.monotonic() - started:.1f} s")
+    print(f"wall time from command to frame (bundle included): {elapsed:.1f} s\n")
+    _describe_bundle(out / BUNDLE_NAME)
+    return 0
+
+
+def _describe_bundle(bundle: Path) -> None:
+    from prefect_gmat.bundle import verify_bundle
+
+    verify_bundle(bundle)
+    with zipfile.ZipFile(bundle) as zf:
+        names = sorted(zf.namelist())
+    print(f"bundle {bundle} ({bundle.stat().st_size:,} bytes, {len(names)} members, verified):")
+    for name in names:
+        print(f"  {name}")
+    print(f"sha256 {sha256_file(bundle)}")
+
+
+def _cmd_archive(args: argparse.Namespace) -> int:
+    from prefect_gmat.bundle import archive
+
+    bundle = archive(
+        args.out, args.bundle, include_logs=args.include_logs, overwrite=args.overwrite
+    )
+    _describe_bundle(bundle)
+    return 0
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from prefect_gmat.bundle import verify_bundle
+
+    verify_bundle(args.bundle)
+    print(f"{args.bundle}: every member matches MANIFEST.hash")
     return 0
 
 
@@ -159,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--out", help="sweep directory")
     run.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
     run.add_argument("--params", action="store_true", help="add swept fields as columns")
+    run.add_argument("--dask", help="run on dask: 'local' or a scheduler address")
     knobs(run)
     run.set_defaults(func=_cmd_run)
 
@@ -179,6 +216,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo-out", help="sweep directory (replaced each time)")
     demo.add_argument("--workers", type=int)
     demo.set_defaults(func=_cmd_demo)
+
+    pack = sub.add_parser("archive", help="pack a sweep directory into a verified zip bundle")
+    pack.add_argument("out", help="sweep directory")
+    pack.add_argument("bundle", nargs="?", help="zip to write (default OUT/sweep_bundle.zip)")
+    pack.add_argument("--include-logs", action="store_true", help="bundle each run's log")
+    pack.add_argument("--overwrite", action="store_true", help="replace an existing bundle")
+    pack.set_defaults(func=_cmd_archive)
+
+    verify = sub.add_parser("verify", help="check every member of a bundle against its hashes")
+    verify.add_argument("bundle")
+    verify.set_defaults(func=_cmd_verify)
 
     emit = sub.add_parser(
         "emit-script-updated",

@@ -15,7 +15,6 @@ import itertools
 import math
 import numbers
 import os
-import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ __all__ = [
     "SweepSpec",
     "canonical_script_sha256",
     "normalise_value",
+    "uniform_samples",
 ]
 
 Value = bool | int | float | str
@@ -96,7 +96,6 @@ class SweepSpec:
     script: Path
     grid: dict[str, list[Value]] | None = None
     samples: list[dict[str, Value]] | None = None
-    seed: int | None = None
 
     @classmethod
     def from_grid(
@@ -146,33 +145,6 @@ class SweepSpec:
                 )
             rows.append({_check_field_name(k): normalise_value(k, v) for k, v in row.items()})
         return cls(script=_script_path(script), samples=rows)
-
-    @classmethod
-    def monte_carlo(
-        cls,
-        script: str | os.PathLike[str],
-        ranges: Mapping[str, tuple[float, float]],
-        n: int,
-        seed: int,
-    ) -> SweepSpec:
-        """``n`` uniform draws per field from ``[low, high]``, reproducible from ``seed``."""
-        if n < 1:
-            raise SweepSpecError(f"n must be >= 1, got {n}.", field="n")
-        rng = random.Random(seed)
-        fields = sorted(ranges)
-        for name in fields:
-            _check_field_name(name)
-            low, high = ranges[name]
-            normalise_value(name, low)
-            normalise_value(name, high)
-            if not low <= high:
-                raise SweepSpecError(
-                    f"range for {name!r} is ({low}, {high}); write it as (low, high).",
-                    field=name,
-                )
-        rows = [{name: rng.uniform(*ranges[name]) for name in fields} for _ in range(n)]
-        spec = cls.from_samples(script, rows)
-        return cls(script=spec.script, samples=spec.samples, seed=seed)
 
     @property
     def fields(self) -> list[str]:
@@ -228,6 +200,33 @@ class SweepSpec:
             f"parameter_spec kind {kind!r} is not supported; supported: 'grid', 'explicit'.",
             field="parameter_spec",
         )
+
+
+def uniform_samples(
+    ranges: Mapping[str, tuple[float, float]], n: int, seed: int
+) -> list[dict[str, Value]]:
+    """``n`` random points, each field uniform in its ``(low, high)``, reproducible from ``seed``.
+
+    Pass the result as ``samples=``: the drawn values are stored in the manifest,
+    so a resumed sweep runs exactly the same points (no redraw).
+    """
+    import numpy as np
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SweepSpecError(f"n must be a whole number >= 1, got {n!r}.", field="n")
+    fields = sorted(ranges)
+    for name in fields:
+        _check_field_name(name)
+        low, high = (normalise_value(name, v) for v in ranges[name])
+        if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low > high:
+            raise SweepSpecError(
+                f"range for {name!r} is {ranges[name]!r}; write it as (low, high) numbers "
+                "with low <= high.",
+                field=name,
+            )
+    rng = np.random.default_rng(seed)
+    draws = {name: rng.uniform(*ranges[name], size=n) for name in fields}
+    return [{name: float(draws[name][i]) for name in fields} for i in range(n)]
 
 
 def _script_path(script: str | os.PathLike[str]) -> Path:

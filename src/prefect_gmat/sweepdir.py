@@ -189,7 +189,6 @@ def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) ->
         engine_version=engine.version,
         parameter_spec=spec.parameter_spec(),
         run_count=len(spec),
-        seed=spec.seed,
         script_path=str(spec.script),
         engine_source=engine.source,
     )
