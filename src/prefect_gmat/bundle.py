@@ -38,7 +38,7 @@ import pandas as pd
 
 from prefect_gmat.errors import BundleError, ManifestError, SweepDirectoryError
 from prefect_gmat.frame import aggregate
-from prefect_gmat.manifest import MANIFEST_NAME, ManifestData, read_manifest
+from prefect_gmat.manifest import MANIFEST_NAME, ManifestData, fsync_dir, read_manifest
 from prefect_gmat.runner import WORKER_LOG
 from prefect_gmat.spec import canonical_script_sha256
 from prefect_gmat.sweepdir import BUNDLE_NAME, no_sweep_running
@@ -320,11 +320,7 @@ def _write_zip(dest: Path, members: Sequence[_Member]) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    fsync_dir(dest.parent)
 
 
 def _write_member(zf: zipfile.ZipFile, member: _Member) -> None:

@@ -33,6 +33,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ManifestData",
     "ManifestWriter",
+    "fsync_dir",
     "make_header",
     "outcome_record",
     "read_manifest",
@@ -108,7 +109,8 @@ def outcome_record(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -142,7 +144,7 @@ class ManifestWriter:
             handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return cls(path)
 
     @classmethod

@@ -248,9 +248,9 @@ class WorkerPool:
             self._replace(worker, kill=True)
             return failed_outcome(
                 job,
-                status="timeout",
-                error=f"run exceeded its timeout of {timeout:g} s; the worker was killed",
-                started=started,
+                "timeout",
+                f"run exceeded its timeout of {timeout:g} s; the worker was killed",
+                started,
             )
         try:
             kind, outcome = worker.conn.recv()
@@ -293,7 +293,7 @@ class WorkerPool:
         worker.process.join(timeout=10)
         cause = describe_exit(worker.process.exitcode)
         self._replace(worker, kill=True)
-        return failed_outcome(job, status="crashed", error=cause, started=started)
+        return failed_outcome(job, "crashed", cause, started)
 
 
 @dataclass(frozen=True, slots=True)

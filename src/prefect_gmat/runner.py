@@ -93,16 +93,16 @@ class Outcome:
 
 def failed_outcome(
     job: RunJob,
-    *,
-    status: str,
+    kind: FailureKind,
     error: str,
     started: float,
     log: str | None = None,
 ) -> Outcome:
-    """An outcome for a run the worker could not report on itself (timeout, crash)."""
-    kind: FailureKind = "timeout" if status == "timeout" else "crashed"
-    log_path = Path(job.run_dir) / WORKER_LOG
-    _append_log(log_path, f"status=failed failure={kind}: {error}")
+    """A failed run's outcome, its cause (and GMAT log) appended to the run's worker.log."""
+    worker_log = Path(job.run_dir) / WORKER_LOG
+    _append_log(worker_log, f"status=failed failure={kind}: {error}")
+    if log:
+        _append_log(worker_log, "--- GMAT log ---\n" + log)
     return Outcome(
         run_id=job.run_id,
         status="failed",
@@ -111,8 +111,8 @@ def failed_outcome(
         ended_at=time.time(),
         error=error,
         failure=kind,
-        log_excerpt=log,
-        log_path=str(log_path),
+        log_excerpt=log_excerpt(log) if log else None,
+        log_path=str(worker_log),
     )
 
 
@@ -200,20 +200,7 @@ def execute(job: RunJob) -> Outcome:
     gmat_log = run_dir / GMAT_LOG
 
     def failed(kind: FailureKind, error: str, log: str | None = None) -> Outcome:
-        _append_log(worker_log, f"status=failed failure={kind}: {error}")
-        if log:
-            _append_log(worker_log, "--- GMAT log ---\n" + log)
-        return Outcome(
-            run_id=job.run_id,
-            status="failed",
-            overrides=dict(job.overrides),
-            started_at=started,
-            ended_at=time.time(),
-            error=error,
-            failure=kind,
-            log_excerpt=log_excerpt(log) if log else None,
-            log_path=str(worker_log),
-        )
+        return failed_outcome(job, kind, error, started, log)
 
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
