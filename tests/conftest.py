@@ -45,6 +45,7 @@ def kill_a_busy_worker_when(
 @pytest.fixture(scope="session", autouse=True)
 def prefect_server() -> Iterator[None]:
     """A real Prefect server (temporary database) shared by every test in the session."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # its SQLite noise
     with prefect_test_harness(server_startup_timeout=120):
         yield
 

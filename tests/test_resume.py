@@ -140,3 +140,22 @@ def test_retry_failed_reruns_only_the_failures(tmp_path: Path) -> None:
     assert after.failed_ids() == []
     assert after.records[failed[0]]["status"] == "ok"
     pd.testing.assert_frame_equal(df, load_sweep(out))
+
+
+def test_a_second_sweep_in_a_running_sweeps_directory_is_refused(
+    start_sweep: StartSweep, tmp_path: Path
+) -> None:
+    from prefect_gmat.errors import SweepDirectoryError
+
+    out = tmp_path / "busy"
+    proc = start_sweep(out, 400)
+    wait_for_records(out, 5, proc)
+    before = (out / "manifest.jsonl").read_bytes()
+    with pytest.raises(SweepDirectoryError, match="a sweep is still running in"):
+        resume(out, workers=1)
+    with pytest.raises(SweepDirectoryError, match="a sweep is still running in"):
+        sweep(DEMO_SCRIPT, grid=grid(400), out=out, workers=1)
+    with pytest.raises(SweepDirectoryError, match="a sweep is still running in"):
+        sweep(DEMO_SCRIPT, grid=grid(400), out=out, workers=1, overwrite=True)
+    assert (out / "manifest.jsonl").read_bytes().startswith(before)  # untouched, still growing
+    assert proc.poll() is None

@@ -63,22 +63,26 @@ def resolve_engine(
 
     if prefer_pip and gmat_root is None:
         return Engine(shim_root(), _GMAT_VERSION, "pip")
-    if gmat_root is not None or os.environ.get("GMAT_ROOT"):
-        source = "explicit" if gmat_root is not None else "GMAT_ROOT"
-        try:
-            install = locate_gmat(gmat_root)
-        except GmatNotFoundError as exc:
-            where = gmat_root if gmat_root is not None else os.environ["GMAT_ROOT"]
-            raise EngineNotFoundError(
-                f"{source} points at {where!s}, which is not a GMAT install: {exc}. "
-                "Fix the path, or unset it to use the pip engine (gmatpy)."
-            ) from None
-        return Engine(install.root, install.version or "unknown", source)
+    # Our errors are raised outside the except blocks: gmat-run's GmatNotFoundError
+    # does not unpickle, and a chained __context__ travels with ours (tblib).
+    named = gmat_root is not None or bool(os.environ.get("GMAT_ROOT"))
+    problem = None
     try:
-        install = locate_gmat()
-    except GmatNotFoundError:
-        return Engine(shim_root(), _GMAT_VERSION, "pip")
-    return Engine(install.root, install.version or "unknown", "installed")
+        install = locate_gmat(gmat_root)
+    except GmatNotFoundError as exc:
+        problem = str(exc)
+    if problem is None:
+        source = "installed" if not named else "explicit" if gmat_root is not None else "GMAT_ROOT"
+        return Engine(install.root, install.version or "unknown", source)
+    if named:
+        where = gmat_root if gmat_root is not None else os.environ["GMAT_ROOT"]
+        source = "explicit" if gmat_root is not None else "GMAT_ROOT"
+        raise EngineNotFoundError(
+            f"{source} points at {where!s}, which is not a GMAT install: {problem}. "
+            "Fix the path, or unset it to use the pip engine (gmatpy).",
+            engine_root=str(where),
+        )
+    return Engine(shim_root(), _GMAT_VERSION, "pip")
 
 
 def _wheel_package_dir() -> Path:

@@ -134,7 +134,18 @@ def _same_sweep(header: Mapping[str, Any], spec: SweepSpec, script_sha: str) -> 
 
 
 def preflight(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec:
-    """Every check :func:`plan_sweep` makes, writing nothing; returns the spec to run."""
+    """Every check :func:`plan_sweep` makes, writing nothing; returns the spec to run.
+
+    Also refuses at once a directory another sweep is writing (instead of after
+    Prefect has started); call it before taking the lock.
+    """
+    if out.is_dir():
+        with no_sweep_running(out):
+            pass
+    return _check_sweep_dir(out, spec, mode)
+
+
+def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec:
     if out.exists() and not out.is_dir():
         raise SweepDirectoryError(
             f"output path {out} is a file; pass a directory (new or holding a sweep).",
@@ -171,7 +182,7 @@ def preflight(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec:
 
 def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) -> SweepPlan:
     """Prepare ``out`` for ``mode`` and list the points still to run. Call under the lock."""
-    spec = preflight(out, spec, mode)
+    spec = _check_sweep_dir(out, spec, mode)
     manifest_path = out / MANIFEST_NAME
     if mode in ("resume", "retry_failed"):
         existing = read_manifest(manifest_path)

@@ -5,7 +5,8 @@ deployments without touching a shared server: :class:`LocalServer` starts
 ``prefect server start`` on a free 127.0.0.1 port with its own ``PREFECT_HOME``;
 :meth:`LocalServer.spawn` starts any command (``prefect worker start ...``)
 against it. Each child runs in its own process group, and leaving the ``with``
-block kills every group it started, even when the block failed.
+block kills every group it started, and every process that inherited this
+server's ``PREFECT_HOME`` (flow runs a worker started), even when the block failed.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class LocalServer:
     def __init__(
         self, home: Path, *, port: int | None = None, env: Mapping[str, str] | None = None
     ) -> None:
-        self.home = Path(home)
+        self.home = Path(home).resolve()
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.api_url = f"{self.url}/api"
@@ -163,6 +164,28 @@ class LocalServer:
             _signal_group(process, signal.SIGKILL)
             process.wait()
             handle.close()
+        for pid in self.stray_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def stray_pids(self) -> list[int]:
+        """Processes left from this server's children in sessions of their own.
+
+        A process worker starts each flow run in a new session (so its process
+        group outlives the worker's), and the flow run starts GMAT engines.
+        They all inherit this server's ``PREFECT_HOME``, which no other process
+        has. Linux only (``/proc``); elsewhere, an empty list.
+        """
+        marker = f"PREFECT_HOME={self.home}".encode()
+        found: list[int] = []
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                environ = (entry / "environ").read_bytes().split(b"\0")
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+            if marker in environ and int(entry.name) != os.getpid():
+                found.append(int(entry.name))
+        return found
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -337,8 +337,10 @@ def sweep_flow(
     # Under dask the engines run in dask's workers; here one engine only validates.
     local_pool = options.pool if options.dask is None else replace(options.pool, workers=1)
     spec = _spec_from_parameters(script, grid, samples, mode)
-    held = contextlib.ExitStack()  # this sweep's engine slots, held while its engines run
-    held.enter_context(engine_slots(options.pool.workers, logger))
+    # One engine slot per engine on this machine (a remote dask cluster's run elsewhere).
+    remote = options.dask not in (None, "local")
+    held = contextlib.ExitStack()  # released once the sweep's engines are stopped
+    held.enter_context(engine_slots(local_pool.workers if remote else options.pool.workers, logger))
     started_pool = not has_shared_pool(local_pool)
     try:
         pool = shared_pool(local_pool)

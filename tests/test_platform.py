@@ -1,0 +1,281 @@
+"""The Prefect platform for real: a server, ``prefect deploy --all``, a process worker, events.
+
+One server (its own ``PREFECT_HOME``, a free 127.0.0.1 port) and one worker for
+the module, started as a user would from the README, and stopped by process id
+(process groups, then any descendant left) even when a test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import pytest
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from prefect_gmat.bundle import BUNDLE_NAME, verify_bundle
+from prefect_gmat.deployments import (
+    ENGINE_LIMIT,
+    FOLLOWER_DEPLOYMENT,
+    FOLLOWER_FLOW,
+    LEO_GRID,
+    POOL,
+    SCRIPT_TRIGGERED_DEPLOYMENT,
+    SWEEP_DEPLOYMENT,
+    SWEEP_FLOW,
+)
+from prefect_gmat.deployments.local import LocalServer, prefect_command
+from prefect_gmat.events import SCRIPT_UPDATED, SWEEP_COMPLETED
+from prefect_gmat.flows.followers import VERIFIED_KEY
+from prefect_gmat.manifest import read_manifest
+from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
+from prefect_gmat.tasks.archive import ARTIFACT_KEY
+from tests.conftest import DEMO_SCRIPT, REPO
+
+pytestmark = pytest.mark.timeout(300)
+
+T = TypeVar("T")
+_RUN_TIMEOUT = 150.0
+
+
+@dataclass
+class Platform:
+    server: LocalServer
+    root: Path
+    worker_log: Path
+    timings: dict[str, float]
+
+    @contextmanager
+    def client(self) -> Iterator[SyncPrefectClient]:
+        """A client of this server (the session's harness server stays the default elsewhere)."""
+        with (
+            temporary_settings({PREFECT_API_URL: self.server.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            yield client
+
+    def diagnostics(self) -> str:
+        log = self.worker_log.read_text(errors="replace") if self.worker_log.exists() else ""
+        return "worker log (tail):\n" + "\n".join(log.splitlines()[-60:])
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """Server, work pool, engine limit, blocks, ``prefect deploy --all`` and a worker."""
+    root = tmp_path_factory.mktemp("platform")
+    timings: dict[str, float] = {}
+    env = {
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # default 10 s: runs would wait to be picked up
+        "PREFECT_GMAT_OUTPUT_DIR": str(root / "sweeps"),  # where event-started sweeps go
+    }
+    with LocalServer(root / "home", env=env) as server:
+        assert server.startup_seconds is not None
+        timings["server healthy"] = server.startup_seconds
+        prefect = prefect_command()
+        server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
+        server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "2"])
+        server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
+        started = time.monotonic()
+        server.run([*prefect, "--no-prompt", "deploy", "--all"], cwd=REPO)
+        timings["prefect deploy --all"] = time.monotonic() - started
+        worker_log = root / "worker.log"
+        # Not started in the checkout: the deployment's pull step must move flow runs there.
+        server.spawn([*prefect, "worker", "start", "--pool", POOL], log=worker_log, cwd=root)
+        yield Platform(server, root, worker_log, timings)
+        print("\nplatform timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
+    # Stopped by process id: the server's and worker's groups, and the flow runs and
+    # engines the worker started in sessions of their own.
+    deadline = time.monotonic() + 10
+    while server.stray_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)  # SIGKILLed, not yet reaped
+    assert not server.stray_pids()
+
+
+def _wait_for[T](what: str, probe: Callable[[], T | None], platform: Platform) -> T:
+    deadline = time.monotonic() + _RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{platform.diagnostics()}")
+
+
+def _finished(client: SyncPrefectClient, run_id: UUID) -> FlowRun | None:
+    run = client.read_flow_run(run_id)
+    return run if run.state is not None and run.state.is_final() else None
+
+
+def _runs_of(client: SyncPrefectClient, deployment: str) -> list[FlowRun]:
+    dep = client.read_deployment_by_name(deployment)
+    return client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id]))
+    )
+
+
+def _artifacts(client: SyncPrefectClient, run_id: UUID) -> dict[str, Any]:
+    found = client.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+    )
+    return {a.key: a for a in found if a.key}
+
+
+def _events(platform: Platform, name: str, **where: list[str]) -> list[dict[str, Any]]:
+    """Events called ``name``, filtered e.g. by ``related=[...]`` or ``resource=[...]`` ids."""
+    event_filter: dict[str, Any] = {"event": {"name": [name]}}
+    event_filter.update({key: {"id": ids} for key, ids in where.items()})
+    reply = httpx.post(
+        f"{platform.server.api_url}/events/filter",
+        json={"filter": event_filter, "limit": 50},
+        timeout=10,
+    )
+    reply.raise_for_status()
+    events: list[dict[str, Any]] = reply.json()["events"]
+    return events
+
+
+def _wait_for_events(platform: Platform, name: str, **where: list[str]) -> list[dict[str, Any]]:
+    """The server records events a moment after they arrive: poll until they show."""
+    return _wait_for(f"{name} events", lambda: _events(platform, name, **where) or None, platform)
+
+
+def _assert_completed(run: FlowRun, platform: Platform) -> None:
+    assert run.state is not None
+    assert run.state.is_completed(), (
+        f"{run.name} ended {run.state.name}: {run.state.message}\n{platform.diagnostics()}"
+    )
+
+
+def test_deployment_run_with_parameters(platform: Platform) -> None:
+    """``prefect deployment run`` with typed parameters: a sweep in the worker, and its record."""
+    out = platform.root / "by-hand"
+    started = time.monotonic()
+    done = platform.server.run(
+        [
+            *prefect_command(),
+            "deployment",
+            "run",
+            f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}",
+            "--param",
+            f"script={DEMO_SCRIPT}",
+            "--param",
+            'grid={"Sat.SMA": [7000, 7100, 7200]}',
+            "--param",
+            f"out={out}",
+            "--param",
+            "workers=2",
+        ]
+    )
+    match = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
+    assert match, done.stdout
+    run_id = UUID(match.group(1))
+    with platform.client() as client:
+        run = _wait_for("the sweep's flow run", lambda: _finished(client, run_id), platform)
+        platform.timings["deployment run to Completed (3 points)"] = time.monotonic() - started
+        _assert_completed(run, platform)
+        assert run.name == "sweep-leo_short-3pts"
+        assert run.parameters["grid"] == {"Sat.SMA": [7000, 7100, 7200]}
+
+        # The record on disk: three ok runs and a bundle that verifies.
+        manifest = read_manifest(out)
+        assert sorted(manifest.records) == [0, 1, 2]
+        assert {r["status"] for r in manifest.records.values()} == {"ok"}
+        assert manifest.header["script_path"] == str(DEMO_SCRIPT)
+        verify_bundle(out / BUNDLE_NAME)
+
+        # What the UI shows: one task run per point, progress, summary table, bundle.
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        )
+        assert {"run-0", "run-1", "run-2"} <= {t.name for t in tasks}
+        artifacts = _artifacts(client, run_id)
+        assert {PROGRESS_KEY, SUMMARY_KEY, ARTIFACT_KEY} <= set(artifacts)
+        assert artifacts[PROGRESS_KEY].data == 100.0
+        table = json.loads(artifacts[SUMMARY_KEY].data)
+        assert table == [{"status": "ok", "runs": 3, "run ids": "0-2", "cause": ""}]
+        assert str(out / BUNDLE_NAME) in artifacts[ARTIFACT_KEY].data
+
+        # The job's environment keeps per-point "Finished in state" lines out of the logs.
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        assert not [log for log in logs if log.task_run_id and log.level < 30]
+        assert any("3 runs, 0 already done" in log.message for log in logs)
+
+    # The sweep held its two engine slots, and announced itself when done.
+    this_run = [f"prefect.flow-run.{run_id}"]
+    acquired = _wait_for_events(platform, "prefect.concurrency-limit.acquired", related=this_run)
+    assert acquired[0]["resource"]["prefect.resource.name"] == ENGINE_LIMIT
+    completed = _wait_for_events(platform, SWEEP_COMPLETED, related=this_run)
+    assert len(completed) == 1
+    assert completed[0]["resource"]["gmat.sweep.out"] == str(out)
+    payload = completed[0]["payload"]
+    assert (payload["ok"], payload["failed"], payload["runs"]) == (3, 0, 3)
+    assert payload["bundle"] == str(out / BUNDLE_NAME)
+
+
+def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
+    """``prefect-gmat emit-script-updated`` starts a sweep; its completion starts the follower."""
+    watched = (platform.root / "watched" / "leo_short.script").resolve()
+    watched.parent.mkdir()
+    shutil.copy(DEMO_SCRIPT, watched)
+    started = time.monotonic()
+    platform.server.run(
+        [sys.executable, "-m", "prefect_gmat.cli", "emit-script-updated", str(watched)]
+    )
+    emitted = _wait_for_events(platform, SCRIPT_UPDATED, resource=[f"gmat.script.{watched}"])
+    assert len(emitted) == 1
+    assert emitted[0]["resource"]["gmat.script.path"] == str(watched)
+    with platform.client() as client:
+
+        def sweep_run() -> FlowRun | None:
+            runs = [
+                r
+                for r in _runs_of(client, f"{SWEEP_FLOW}/{SCRIPT_TRIGGERED_DEPLOYMENT}")
+                if r.parameters.get("script") == str(watched)
+            ]
+            return runs[0] if runs and runs[0].state and runs[0].state.is_final() else None
+
+        sweep = _wait_for("the event-triggered sweep", sweep_run, platform)
+        platform.timings["event to sweep Completed (10 points)"] = time.monotonic() - started
+        _assert_completed(sweep, platform)
+        assert sweep.parameters["grid"] == LEO_GRID  # the deployment's own grid
+        out = next((platform.root / "sweeps").glob("leo_short-*"))
+        manifest = read_manifest(out)
+        assert manifest.header["script_path"] == str(watched)
+        assert len(manifest.ok_ids()) == len(LEO_GRID["Sat.SMA"])
+
+        def follower_run() -> FlowRun | None:
+            runs = [
+                r
+                for r in _runs_of(client, f"{FOLLOWER_FLOW}/{FOLLOWER_DEPLOYMENT}")
+                if r.parameters.get("out") == str(out)
+            ]
+            return runs[0] if runs and runs[0].state and runs[0].state.is_final() else None
+
+        follower = _wait_for("the chained follower", follower_run, platform)
+        platform.timings["event to follower Completed"] = time.monotonic() - started
+        _assert_completed(follower, platform)
+        assert follower.name == f"summarise-{out.name}"
+        verified = _artifacts(client, follower.id)[VERIFIED_KEY].data
+        assert "verified" in verified and f"{len(LEO_GRID['Sat.SMA'])} ok, 0 failed" in verified
