@@ -110,3 +110,7 @@ def test_concurrent_builders_agree_on_one_complete_root(tmp_path: Path) -> None:
     assert len(set(roots)) == 1
     shim_dir = Path(roots[0]).parent
     assert [p.name for p in shim_dir.iterdir()] == [Path(roots[0]).name]  # no staging left
+
+
+def test_the_shim_root_named_explicitly_is_still_the_pip_engine(no_install: Path) -> None:
+    assert resolve_engine(shim_root()).source == "pip"

@@ -73,6 +73,8 @@ def resolve_engine(
         problem = str(exc)
     if problem is None:
         source = "installed" if not named else "explicit" if gmat_root is not None else "GMAT_ROOT"
+        if install.root.parent == (cache_dir() / "shim").resolve():
+            source = "pip"  # a shim root named explicitly (e.g. by a GmatInstallation block)
         return Engine(install.root, install.version or "unknown", source)
     if named:
         where = gmat_root if gmat_root is not None else os.environ["GMAT_ROOT"]
