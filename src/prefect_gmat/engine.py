@@ -36,11 +36,6 @@ class Engine:
     version: str
     source: str  # "explicit", "GMAT_ROOT", "installed", "pip"
 
-    @property
-    def label(self) -> str:
-        """The version string recorded in manifests (e.g. ``R2026a``)."""
-        return self.version
-
 
 def cache_dir() -> Path:
     """Per-user cache directory (``$PREFECT_GMAT_CACHE_DIR``, else XDG cache)."""
