@@ -32,6 +32,7 @@ from prefect_gmat.spec import Point, SweepSpec, canonical_script_sha256
 __all__ = [
     "BUNDLE_NAME",
     "LOCK_NAME",
+    "RESULTS_DIR",
     "Mode",
     "SweepPlan",
     "lock_sweep_dir",
@@ -45,6 +46,8 @@ Mode = Literal["new", "resume", "retry_failed", "overwrite"]
 LOCK_NAME = ".prefect-gmat.lock"
 #: Where the flow's archive task writes the sweep's bundle.
 BUNDLE_NAME = "sweep_bundle.zip"
+#: Prefect's persisted outcome records of the sweep's task runs.
+RESULTS_DIR = ".prefect-results"
 
 
 @contextmanager
@@ -240,9 +243,9 @@ def _spec_for_resume(existing: ManifestData, spec: SweepSpec | None) -> SweepSpe
 
 
 def _clear_sweep(out: Path) -> None:
-    """Delete what a sweep wrote (manifest, run folders, bundle); leave anything else."""
+    """Delete what a sweep wrote (manifest, run folders, bundle, results); leave anything else."""
     for child in out.iterdir():
-        if child.is_dir() and child.name.startswith("run-"):
+        if child.is_dir() and (child.name.startswith("run-") or child.name == RESULTS_DIR):
             shutil.rmtree(child)
         elif child.name in (MANIFEST_NAME, BUNDLE_NAME) or (
             child.name.startswith(f".{BUNDLE_NAME}.") and child.name.endswith(".partial")

@@ -31,6 +31,7 @@ from prefect_gmat.runner import Outcome, RunJob
 from prefect_gmat.settings import get_settings
 from prefect_gmat.spec import Point, SweepSpec
 from prefect_gmat.sweepdir import (
+    RESULTS_DIR,
     Mode,
     SweepPlan,
     lock_sweep_dir,
@@ -45,7 +46,6 @@ from prefect_gmat.validation import check_against_engine
 
 __all__ = ["SweepOptions", "sweep_flow"]
 
-RESULTS_DIR = ".prefect-results"
 _FLUSH_SECONDS = 0.5
 
 
