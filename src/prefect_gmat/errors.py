@@ -44,25 +44,46 @@ def _rebuild(cls: type[PrefectGmatError], message: str, payload: dict[str, Any])
 class EngineNotFoundError(PrefectGmatError):
     """No usable GMAT engine: a named install is invalid, or the pip engine is missing."""
 
+    engine_root: str | None = None
+
 
 class SweepSpecError(PrefectGmatError, ValueError):
     """Bad sweep input, found before any run starts.
 
-    Payload: ``field`` (the offending grid key or argument), ``value``.
+    Payload: ``field`` (the offending grid key or argument), ``value``, and for
+    checks against the engine ``problems`` (every (field, message)) and ``log_excerpt``.
     """
+
+    field: str | None = None
+    value: Any = None
+    problems: list[tuple[str, str]] | None = None
+    log_excerpt: str | None = None
 
 
 class SweepDirectoryError(PrefectGmatError):
     """The output directory cannot be used as asked. Payload: ``path``."""
 
+    path: str | None = None
+
 
 class ManifestError(PrefectGmatError):
     """A manifest is missing or unreadable. Payload: ``path``, ``line``."""
+
+    path: str | None = None
+    line: int | None = None
 
 
 class RunError(PrefectGmatError):
     """One GMAT run failed. Payload: ``run_id``, ``cause``, ``log_excerpt``."""
 
+    run_id: int | None = None
+    cause: str | None = None
+    log_excerpt: str | None = None
+
 
 class BundleError(PrefectGmatError):
     """A bundle is corrupt or cannot be read. Payload: ``path``, ``members``."""
+
+    path: str | None = None
+    members: list[str] | None = None
+    run_id: int | None = None
