@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import platform
+import tempfile
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -131,19 +132,29 @@ class ManifestWriter:
 
     @classmethod
     def create(cls, path: Path, header: Mapping[str, Any]) -> ManifestWriter:
+        """Write the header to a temporary file, then link it into place.
+
+        ``os.link`` fails if ``path`` exists, so this is atomic (never half a
+        header) and exclusive (never over another manifest) at once.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(dict(header), sort_keys=True) + "\n"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            raise ManifestError(
-                f"{path} already exists; resume that sweep, or choose a new output directory.",
-                path=str(path),
-            ) from None
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise ManifestError(
+                    f"{path} already exists; resume that sweep, or choose a new output directory.",
+                    path=str(path),
+                ) from None
+        finally:
+            os.unlink(tmp)
         fsync_dir(path.parent)
         return cls(path)
 
