@@ -39,14 +39,16 @@ import pandas as pd
 from prefect_gmat.errors import BundleError, ManifestError, SweepDirectoryError
 from prefect_gmat.frame import aggregate
 from prefect_gmat.manifest import MANIFEST_NAME, ManifestData, fsync_dir, read_manifest
-from prefect_gmat.runner import WORKER_LOG
+from prefect_gmat.runner import WORKER_LOG, sha256_file
 from prefect_gmat.spec import canonical_script_sha256
 from prefect_gmat.sweepdir import BUNDLE_NAME, no_sweep_running
 
 __all__ = [
     "BUNDLE_NAME",
     "HASH_MEMBER",
+    "BundleFacts",
     "archive",
+    "bundle_facts",
     "extract_bundle",
     "load_bundle",
     "verify_bundle",
@@ -290,13 +292,7 @@ def _locate(root: Path, run_id: int, raw: str) -> Path:
 
 
 def _file_member(name: str, source: Path) -> _Member:
-    digest = hashlib.sha256()
-    size = 0
-    with open(source, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return _Member(name, digest.hexdigest(), size, source=source)
+    return _Member(name, sha256_file(source), source.stat().st_size, source=source)
 
 
 def _data_member(name: str, data: bytes) -> _Member:
@@ -615,6 +611,24 @@ def _check_members(
             path=str(where),
             members=names,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BundleFacts:
+    """What identifies a written bundle: where, how big, what it holds, its SHA-256."""
+
+    path: Path
+    size: int
+    members: tuple[str, ...]
+    sha256: str
+
+
+def bundle_facts(path: PathLike) -> BundleFacts:
+    """The facts a reader checks a copy against (``sha256sum``, member list)."""
+    bundle = Path(path)
+    with zipfile.ZipFile(bundle) as zf:
+        members = tuple(sorted(zf.namelist()))
+    return BundleFacts(bundle, bundle.stat().st_size, members, sha256_file(bundle))
 
 
 def verify_bundle(path: PathLike) -> None:

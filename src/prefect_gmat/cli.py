@@ -12,7 +12,6 @@ import argparse
 import json
 import sys
 import time
-import zipfile
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
@@ -21,7 +20,6 @@ from typing import Any
 import pandas as pd
 
 from prefect_gmat.errors import PrefectGmatError, SweepSpecError
-from prefect_gmat.runner import sha256_file
 from prefect_gmat.sweepdir import BUNDLE_NAME
 
 __all__ = ["demo_script", "main", "parse_grid_option"]
@@ -142,15 +140,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _describe_bundle(bundle: Path) -> None:
-    from prefect_gmat.bundle import verify_bundle
+    from prefect_gmat.bundle import bundle_facts, verify_bundle
 
     verify_bundle(bundle)
-    with zipfile.ZipFile(bundle) as zf:
-        names = sorted(zf.namelist())
-    print(f"bundle {bundle} ({bundle.stat().st_size:,} bytes, {len(names)} members, verified):")
-    for name in names:
+    facts = bundle_facts(bundle)
+    size, count = facts.size, len(facts.members)
+    print(f"bundle {bundle} ({size:,} bytes, {count} members, verified):")
+    for name in facts.members:
         print(f"  {name}")
-    print(f"sha256 {sha256_file(bundle)}")
+    print(f"sha256 {facts.sha256}")
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,6 +24,7 @@ from prefect.events.clients import get_events_client
 from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat.errors import PrefectGmatError
+from prefect_gmat.spec import canonical_script_sha256
 
 __all__ = [
     "SCRIPT_UPDATED",
@@ -96,8 +96,9 @@ def _send_now(event: Event) -> None:
 def emit_script_updated(script: PathLike, *, payload: Mapping[str, Any] | None = None) -> Event:
     """Announce that ``script`` changed, to the server in ``PREFECT_API_URL``; wait until sent.
 
-    The payload carries the script's SHA-256 (so a listener can tell real edits
-    from touches) plus anything in ``payload``. Raises if no server is set: an
+    The payload carries the script's canonical SHA-256, the same hash a sweep
+    manifest records (so a listener can tell real edits from touches and match
+    sweeps of this version), plus anything in ``payload``. Raises if no server is set: an
     event sent to a throw-away ephemeral server would reach no trigger.
     """
     path = Path(script).expanduser().resolve()
@@ -109,7 +110,7 @@ def emit_script_updated(script: PathLike, *, payload: Mapping[str, Any] | None =
             "deployment triggers live. Start one (prefect server start) and set "
             "PREFECT_API_URL=http://127.0.0.1:4200/api."
         )
-    body = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), **(payload or {})}
+    body = {"sha256": canonical_script_sha256(path), **(payload or {})}
     resource = Resource.model_validate(script_resource(path))
     event = Event(event=SCRIPT_UPDATED, resource=resource, payload=body)
     _send_now(event)

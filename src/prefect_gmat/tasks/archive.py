@@ -7,13 +7,10 @@ they hold the same bytes the flow wrote.
 
 from __future__ import annotations
 
-import zipfile
-
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from prefect_gmat.bundle import archive
-from prefect_gmat.runner import sha256_file
+from prefect_gmat.bundle import archive, bundle_facts
 
 __all__ = ["ARTIFACT_KEY", "archive_sweep"]
 
@@ -27,11 +24,7 @@ def archive_sweep(out: str, include_logs: bool = False, overwrite: bool = False)
     Call it after the sweep flow has released the sweep directory's lock.
     ``overwrite=True`` replaces a bundle from an earlier run of the same sweep.
     """
-    bundle = archive(out, include_logs=include_logs, overwrite=overwrite)
-    with zipfile.ZipFile(bundle) as zf:
-        members = len(zf.infolist())
-    size = bundle.stat().st_size
-    digest = sha256_file(bundle)
+    facts = bundle_facts(archive(out, include_logs=include_logs, overwrite=overwrite))
     create_markdown_artifact(
         key=ARTIFACT_KEY,
         description=f"Bundle of the sweep in {out}",
@@ -41,10 +34,10 @@ def archive_sweep(out: str, include_logs: bool = False, overwrite: bool = False)
                 "",
                 "| | |",
                 "|---|---|",
-                f"| Path | `{bundle}` |",
-                f"| Size | {size:,} bytes |",
-                f"| Members | {members} |",
-                f"| SHA-256 | `{digest}` |",
+                f"| Path | `{facts.path}` |",
+                f"| Size | {facts.size:,} bytes |",
+                f"| Members | {len(facts.members)} |",
+                f"| SHA-256 | `{facts.sha256}` |",
                 f"| Worker logs | {'included' if include_logs else 'not included'} |",
                 "",
                 "Check a copy with `sha256sum sweep_bundle.zip`; check its members with "
@@ -52,4 +45,4 @@ def archive_sweep(out: str, include_logs: bool = False, overwrite: bool = False)
             ]
         ),
     )
-    return str(bundle)
+    return str(facts.path)
