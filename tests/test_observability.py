@@ -14,20 +14,24 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from prefect.client.schemas.objects import Log
 
 from prefect_gmat.flows.sweep import sweep_flow
 from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
 from tests.conftest import DATA
 
 
-def _logs(client: SyncPrefectClient, run_id: UUID, needle: str) -> list[Log]:
-    """The run's logs, once the one containing ``needle`` has reached the server."""
+def _failure_warnings(client: SyncPrefectClient, run_id: UUID, expected: int) -> list[str]:
+    """The run's failure warnings, once ``expected`` of them have reached the server.
+
+    Logs are shipped to the API in batches after the flow returns, in any order,
+    so wait for the count, not for one particular message.
+    """
     deadline = time.monotonic() + 30
     while True:
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-        if any(needle in log.message for log in logs) or time.monotonic() > deadline:
-            return logs
+        warnings = [log.message for log in logs if log.level == 30 and " failed: " in log.message]
+        if len(warnings) >= expected or time.monotonic() > deadline:
+            return warnings
         time.sleep(0.5)
 
 
@@ -57,8 +61,7 @@ def test_failed_runs_show_in_the_table_and_as_warnings_with_the_engine_log(tmp_p
         assert (row["status"], row["runs"], row["run ids"]) == ("failed (engine)", 2, "0-1")
         assert table.description == f"0 ok, 2 failed of 2 runs in {tmp_path / 'det'}"
 
-        logs = _logs(client, run_id, "run 1 failed")
-    warnings = [log.message for log in logs if log.level == 30 and " failed: " in log.message]
+        warnings = _failure_warnings(client, run_id, expected=2)
     assert len(warnings) == 2
     for message in warnings:
         # the cause, then the GMAT log lines that explain it
