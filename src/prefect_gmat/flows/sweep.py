@@ -27,7 +27,7 @@ from prefect_gmat.limits import engine_slots
 from prefect_gmat.manifest import outcome_record
 from prefect_gmat.observability import SweepProgress, publish_summary
 from prefect_gmat.pool import PoolConfig, close_shared_pool, has_shared_pool, shared_pool
-from prefect_gmat.runner import Outcome, RunJob
+from prefect_gmat.runner import Outcome, RunJob, failed_outcome
 from prefect_gmat.settings import get_settings
 from prefect_gmat.spec import Point, SweepSpec
 from prefect_gmat.sweepdir import (
@@ -194,16 +194,7 @@ def _outcome_of(future: PrefectFuture[Outcome], job: RunJob) -> Outcome:
     if isinstance(carried, Outcome):
         return carried
     # The task machinery itself failed (not the run): record it as a failed run.
-    now = time.time()
-    return Outcome(
-        run_id=job.run_id,
-        status="failed",
-        overrides=dict(job.overrides),
-        started_at=now,
-        ended_at=now,
-        error=f"task failed: {result!r}",
-        failure="internal",
-    )
+    return failed_outcome(job, "internal", f"task failed: {result!r}", time.time())
 
 
 def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
