@@ -53,10 +53,6 @@ def _other_sweep(out: Path) -> None:
     sweep(DEMO_SCRIPT, grid={"Sat.SMA": [7500]}, out=out, workers=1, archive=False)
 
 
-def _same_sweep(out: Path) -> None:
-    sweep(DEMO_SCRIPT, grid=SMA, out=out, workers=1, archive=False)
-
-
 def _changed_script(out: Path) -> None:
     script = out.parent / "mine.script"
     shutil.copy(DEMO_SCRIPT, script)
@@ -149,13 +145,6 @@ CASES = [
         SweepDirectoryError,
         "already holds a different sweep",
         prepare=_other_sweep,
-    ),
-    Case(
-        "same sweep there",
-        {"grid": SMA},
-        SweepDirectoryError,
-        "call resume(out)",
-        prepare=_same_sweep,
     ),
     Case(
         "misspelt field", {"grid": {"Sat.SMAA": [7000]}}, SweepSpecError, "Did you mean 'Sat.SMA'?"

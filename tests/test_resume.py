@@ -15,7 +15,7 @@ import psutil
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from prefect_gmat import load_sweep, resume, retry_failed, sweep
+from prefect_gmat import load_bundle, load_sweep, resume, retry_failed, sweep, verify_bundle
 from prefect_gmat.manifest import read_manifest
 from tests.conftest import DEMO_SCRIPT, REPO, kill_a_busy_worker_when
 from tests.sweep_subprocess import grid
@@ -140,6 +140,20 @@ def test_retry_failed_reruns_only_the_failures(tmp_path: Path) -> None:
     assert after.failed_ids() == []
     assert after.records[failed[0]]["status"] == "ok"
     pd.testing.assert_frame_equal(df, load_sweep(out))
+
+
+def test_the_same_sweep_again_runs_only_what_is_not_ok(tmp_path: Path) -> None:
+    """A rerun (or a flow run retried from the UI) continues the sweep in its directory."""
+    out = tmp_path / "again"
+    first = sweep(DEMO_SCRIPT, grid=grid(6), out=out, workers=2)
+    lost = next((out / "run-2").glob("report__*.parquet"))
+    lost.unlink()
+    df = sweep(DEMO_SCRIPT, grid=grid(6), out=out, workers=2)
+    assert executions(out) == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1, 5: 1}
+    pd.testing.assert_frame_equal(df, first, check_exact=True)
+    verify_bundle(out / "sweep_bundle.zip")  # rebuilt with run 2's new Parquet
+    pd.testing.assert_frame_equal(load_bundle(out / "sweep_bundle.zip"), df, check_exact=True)
+    assert len(read_manifest(out).records) == 6  # run 2's new record wins
 
 
 def test_a_second_sweep_in_a_running_sweeps_directory_is_refused(

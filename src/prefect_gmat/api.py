@@ -56,6 +56,9 @@ def sweep(
     with ``archive`` (the default), ``sweep_bundle.zip``. Transient failures are
     retried ``retries`` times, ``retry_delay`` seconds apart, doubling. ``dask``
     runs the task runs on dask.distributed: ``"local"`` or a scheduler address.
+    If ``out`` already holds this same sweep (script and points), only the runs
+    that are not ok run again; a different sweep there is refused unless
+    ``overwrite``.
     """
     if (grid is None) == (samples is None):
         from prefect_gmat.errors import SweepSpecError

@@ -1,9 +1,11 @@
 """The sweep directory: refuse to clobber it, lock it, and decide what still has to run.
 
 No Prefect here. A directory holds at most one sweep: ``manifest.jsonl`` plus
-``run-<id>/`` folders. Starting a sweep where one already is fails with the
-ways forward (resume, a new directory, ``overwrite=True``); two sweeps at once
-in one directory are refused by an exclusive lock held for the sweep's life.
+``run-<id>/`` folders. Starting the same sweep (script and points) again
+continues it, running only what is not ok, so a rerun or a retried flow run
+skips finished work; starting a different one fails with the ways forward (a
+new directory, ``overwrite=True``); two sweeps at once in one directory are
+refused by an exclusive lock held for the sweep's life.
 """
 
 from __future__ import annotations
@@ -162,16 +164,13 @@ def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec
     if mode == "overwrite":
         return spec
     if manifest_path.exists():
-        header = read_manifest(manifest_path).header
-        what = (
-            "this same sweep; call resume(out) to finish it or retry_failed(out) to "
-            "re-run its failures"
-            if _same_sweep(header, spec, canonical_script_sha256(spec.script))
-            else "a different sweep"
-        )
+        existing = read_manifest(manifest_path)
+        if _same_sweep(existing.header, spec, canonical_script_sha256(spec.script)):
+            return spec  # the same sweep again: continue it (see plan_sweep)
         raise SweepDirectoryError(
-            f"{out} already holds {what}. Choose a new output directory, or pass "
-            "overwrite=True to delete the old sweep first.",
+            f"{out} already holds a different sweep (another script or other points). "
+            "Choose a new output directory, or pass overwrite=True to delete the old sweep "
+            "first.",
             path=str(out),
         )
     if out.is_dir() and any(out.glob("run-*")):
@@ -184,9 +183,14 @@ def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec
 
 
 def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) -> SweepPlan:
-    """Prepare ``out`` for ``mode`` and list the points still to run. Call under the lock."""
+    """Prepare ``out`` for ``mode`` and list the points still to run. Call under the lock.
+
+    A "new" sweep that finds the same sweep in ``out`` continues it like ``resume``.
+    """
     spec = _check_sweep_dir(out, spec, mode)
     manifest_path = out / MANIFEST_NAME
+    if mode == "new" and manifest_path.exists():
+        mode = "resume"  # the same sweep again (checked above): run what is not ok
     if mode in ("resume", "retry_failed"):
         existing = read_manifest(manifest_path)
         writer = ManifestWriter.open_existing(manifest_path)
