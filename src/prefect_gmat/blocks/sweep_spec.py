@@ -7,7 +7,6 @@ whatever its own parameters leave unset. Explicit flow parameters always win.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, NamedTuple, Self
 
@@ -17,6 +16,7 @@ from pydantic import Field, model_validator
 from prefect_gmat._sync import sync_value
 from prefect_gmat.blocks.installation import GmatInstallation
 from prefect_gmat.errors import SweepSpecError
+from prefect_gmat.flows.naming import default_sweep_dir
 from prefect_gmat.spec import SweepSpec
 
 __all__ = ["GmatSweepSpec", "SweepInputs", "apply_blocks"]
@@ -57,7 +57,10 @@ GmatSweepSpec(
     out_base: str | None = Field(
         default=None,
         title="Output base directory",
-        description="Each sweep writes to <out_base>/<script>-<timestamp>. Unset: the setting.",
+        description=(
+            "Each sweep writes to <out_base>/<script>-<start time>-<flow run id>. "
+            "Unset: the setting."
+        ),
     )
     workers: int | None = Field(default=None, ge=1, description="Engine processes per sweep.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds per run.")
@@ -78,14 +81,18 @@ GmatSweepSpec(
         return SweepSpec.from_samples(self.script, self.samples or [])
 
     def new_out(self) -> str | None:
-        """A fresh sweep directory under ``out_base`` (None: the flow picks one)."""
+        """This flow run's sweep directory under ``out_base`` (None: the flow picks one)."""
         if self.out_base is None:
             return None
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        return str(Path(self.out_base).expanduser() / f"{Path(self.script).stem}-{stamp}")
+        return str(default_sweep_dir(Path(self.out_base).expanduser(), self.script))
 
     def flow_parameters(self) -> dict[str, Any]:
-        """The sweep flow's parameters for this spec (for ``run_deployment`` or a schedule)."""
+        """The sweep flow's parameters for one ``run_deployment`` of this spec.
+
+        ``out`` is fixed here, so do not reuse the result as a schedule's parameters:
+        give a schedule ``sweep_spec=<block name>`` instead, and each flow run then
+        picks its own directory under ``out_base``.
+        """
         params: dict[str, Any] = {"script": self.script}
         for key in ("grid", "samples", "workers", "timeout", "installation"):
             value = getattr(self, key)

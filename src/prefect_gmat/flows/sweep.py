@@ -23,6 +23,7 @@ from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
 from prefect_gmat.engine import Engine, resolve_engine
 from prefect_gmat.errors import ManifestError, SweepSpecError
 from prefect_gmat.events import emit_sweep_completed
+from prefect_gmat.flows.naming import default_sweep_dir
 from prefect_gmat.limits import engine_slots
 from prefect_gmat.manifest import outcome_record
 from prefect_gmat.observability import SweepProgress, publish_summary
@@ -103,11 +104,7 @@ def resolve_options(
     settings = get_settings()
     engine = resolve_engine(gmat_root or settings.gmat_root, prefer_pip=settings.engine == "pip")
     n_workers = workers or settings.resolved_workers()
-    if out is None:
-        stem = Path(script).stem if script else "sweep"
-        out_path = settings.output_dir / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    else:
-        out_path = Path(out)
+    out_path = default_sweep_dir(settings.output_dir, script) if out is None else Path(out)
     return SweepOptions(
         out=out_path.expanduser().resolve(),
         engine=engine,
@@ -310,7 +307,8 @@ def sweep_flow(
 ) -> dict[str, Any]:
     """Fly one GMAT script over a grid (or explicit samples), one task run per point.
 
-    ``mode`` is ``new`` (refuses a directory that holds a sweep), ``overwrite``
+    ``mode`` is ``new`` (continues the same sweep if ``out`` holds it, so a retried
+    flow run skips finished runs, and refuses a different one), ``overwrite``
     (deletes it first), ``resume`` (runs what is not done) or ``retry_failed``.
     With ``archive`` the last task writes ``<out>/sweep_bundle.zip``. Returns a
     summary: the sweep directory, status counts, failures and the bundle.
