@@ -32,8 +32,9 @@ from prefect.client.schemas.filters import (
     LogFilter,
     LogFilterFlowRunId,
 )
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.objects import FlowRun, Log
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import AwaitingRetry
 
 from prefect_gmat.bundle import BUNDLE_NAME, verify_bundle
 from prefect_gmat.deployments import (
@@ -161,6 +162,22 @@ def _wait_for_events(platform: Platform, name: str, **where: list[str]) -> list[
     return _wait_for(f"{name} events", lambda: _events(platform, name, **where) or None, platform)
 
 
+def _logs_once(
+    client: SyncPrefectClient, run_id: UUID, needle: str, platform: Platform
+) -> list[Log]:
+    """The flow run's logs, once one containing ``needle`` is in.
+
+    A flow run's process ships its last logs after its final state is set, so
+    they can reach the server a moment after the run shows Completed.
+    """
+
+    def probe() -> list[Log] | None:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        return logs if any(needle in log.message for log in logs) else None
+
+    return _wait_for(f"a log line with {needle!r}", probe, platform)
+
+
 def _assert_completed(run: FlowRun, platform: Platform) -> None:
     assert run.state is not None
     assert run.state.is_completed(), (
@@ -218,9 +235,8 @@ def test_deployment_run_with_parameters(platform: Platform) -> None:
         assert str(out / BUNDLE_NAME) in artifacts[ARTIFACT_KEY].data
 
         # The job's environment keeps per-point "Finished in state" lines out of the logs.
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        logs = _logs_once(client, run_id, "3 runs, 0 already done", platform)
         assert not [log for log in logs if log.task_run_id and log.level < 30]
-        assert any("3 runs, 0 already done" in log.message for log in logs)
 
     # The sweep held its two engine slots, and announced itself when done.
     this_run = [f"prefect.flow-run.{run_id}"]
@@ -260,7 +276,7 @@ def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
         platform.timings["event to sweep Completed (10 points)"] = time.monotonic() - started
         _assert_completed(sweep, platform)
         assert sweep.parameters["grid"] == LEO_GRID  # the deployment's own grid
-        out = next((platform.root / "sweeps").glob("leo_short-*"))
+        [out] = (platform.root / "sweeps").glob(f"leo_short-*-{str(sweep.id)[:8]}")
         manifest = read_manifest(out)
         assert manifest.header["script_path"] == str(watched)
         assert len(manifest.ok_ids()) == len(LEO_GRID["Sat.SMA"])
@@ -279,3 +295,39 @@ def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
         assert follower.name == f"summarise-{out.name}"
         verified = _artifacts(client, follower.id)[VERIFIED_KEY].data
         assert "verified" in verified and f"{len(LEO_GRID['Sat.SMA'])} ok, 0 failed" in verified
+
+
+def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(platform: Platform) -> None:
+    """The UI's Retry reruns the flow run: same directory (named after it), only what is not ok."""
+    script = platform.root / "retried.script"
+    shutil.copy(DEMO_SCRIPT, script)
+    grid = {"Sat.SMA": [7000, 7100, 7200]}
+    with platform.client() as client:
+        deployment = client.read_deployment_by_name(f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}")
+        run_id = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"script": str(script), "grid": grid, "workers": 2}
+        ).id
+        first = _wait_for("the sweep", lambda: _finished(client, run_id), platform)
+        _assert_completed(first, platform)
+        # No out: the flow run named its directory after itself.
+        [out] = (platform.root / "sweeps").glob(f"retried-*-{str(run_id)[:8]}")
+        next((out / "run-1").glob("report__*.parquet")).unlink()  # one run's output lost
+
+        started = time.monotonic()
+        client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI"), force=True)
+
+        def retried() -> FlowRun | None:
+            run = _finished(client, run_id)
+            return run if run is not None and run.run_count >= 2 else None
+
+        again = _wait_for("the retried flow run", retried, platform)
+        platform.timings["UI retry to Completed"] = time.monotonic() - started
+        _assert_completed(again, platform)
+        _logs_once(client, run_id, "3 runs, 2 already done, 1 to run", platform)
+    assert [p.name for p in (platform.root / "sweeps").glob("retried-*")] == [out.name]
+    executions = {
+        log.parent.name: log.read_text().count(" run_id=") for log in out.glob("run-*/worker.log")
+    }
+    assert executions == {"run-0": 1, "run-1": 2, "run-2": 1}
+    assert sorted(read_manifest(out).ok_ids()) == [0, 1, 2]
+    verify_bundle(out / BUNDLE_NAME)
