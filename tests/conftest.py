@@ -20,6 +20,14 @@ DATA = Path(__file__).resolve().parent / "data"
 SMA_GRID = {"Sat.SMA": [7000 + 100 * i for i in range(10)]}
 
 
+def executions(out: Path) -> dict[int, int]:
+    """How many times each run of ``out`` actually ran: worker.log gets one line per execution."""
+    counts = {}
+    for log in out.glob("run-*/worker.log"):
+        counts[int(log.parent.name[4:])] = log.read_text().count(" run_id=")
+    return counts
+
+
 def kill_a_busy_worker_when(
     out: Path, runs_done: int, killed: list[int], sig: int = signal.SIGKILL
 ) -> threading.Thread:

@@ -53,7 +53,7 @@ from prefect_gmat.flows.followers import VERIFIED_KEY
 from prefect_gmat.manifest import read_manifest
 from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
-from tests.conftest import DEMO_SCRIPT, REPO
+from tests.conftest import DEMO_SCRIPT, REPO, executions
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -129,11 +129,19 @@ def _finished(client: SyncPrefectClient, run_id: UUID) -> FlowRun | None:
     return run if run.state is not None and run.state.is_final() else None
 
 
-def _runs_of(client: SyncPrefectClient, deployment: str) -> list[FlowRun]:
+def _finished_run_of(
+    client: SyncPrefectClient, deployment: str, parameter: str, value: str
+) -> FlowRun | None:
+    """The deployment's flow run with ``parameter == value``, once it has finished."""
     dep = client.read_deployment_by_name(deployment)
-    return client.read_flow_runs(
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id]))
-    )
+    runs = [
+        r
+        for r in client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id]))
+        )
+        if r.parameters.get(parameter) == value
+    ]
+    return runs[0] if runs and runs[0].state and runs[0].state.is_final() else None
 
 
 def _artifacts(client: SyncPrefectClient, run_id: UUID) -> dict[str, Any]:
@@ -263,16 +271,12 @@ def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
     assert len(emitted) == 1
     assert emitted[0]["resource"]["gmat.script.path"] == str(watched)
     with platform.client() as client:
-
-        def sweep_run() -> FlowRun | None:
-            runs = [
-                r
-                for r in _runs_of(client, f"{SWEEP_FLOW}/{SCRIPT_TRIGGERED_DEPLOYMENT}")
-                if r.parameters.get("script") == str(watched)
-            ]
-            return runs[0] if runs and runs[0].state and runs[0].state.is_final() else None
-
-        sweep = _wait_for("the event-triggered sweep", sweep_run, platform)
+        triggered = f"{SWEEP_FLOW}/{SCRIPT_TRIGGERED_DEPLOYMENT}"
+        sweep = _wait_for(
+            "the event-triggered sweep",
+            lambda: _finished_run_of(client, triggered, "script", str(watched)),
+            platform,
+        )
         platform.timings["event to sweep Completed (10 points)"] = time.monotonic() - started
         _assert_completed(sweep, platform)
         assert sweep.parameters["grid"] == LEO_GRID  # the deployment's own grid
@@ -280,16 +284,13 @@ def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
         manifest = read_manifest(out)
         assert manifest.header["script_path"] == str(watched)
         assert len(manifest.ok_ids()) == len(LEO_GRID["Sat.SMA"])
-
-        def follower_run() -> FlowRun | None:
-            runs = [
-                r
-                for r in _runs_of(client, f"{FOLLOWER_FLOW}/{FOLLOWER_DEPLOYMENT}")
-                if r.parameters.get("out") == str(out)
-            ]
-            return runs[0] if runs and runs[0].state and runs[0].state.is_final() else None
-
-        follower = _wait_for("the chained follower", follower_run, platform)
+        follower = _wait_for(
+            "the chained follower",
+            lambda: _finished_run_of(
+                client, f"{FOLLOWER_FLOW}/{FOLLOWER_DEPLOYMENT}", "out", str(out)
+            ),
+            platform,
+        )
         platform.timings["event to follower Completed"] = time.monotonic() - started
         _assert_completed(follower, platform)
         assert follower.name == f"summarise-{out.name}"
@@ -325,9 +326,6 @@ def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(platform: Pla
         _assert_completed(again, platform)
         _logs_once(client, run_id, "3 runs, 2 already done, 1 to run", platform)
     assert [p.name for p in (platform.root / "sweeps").glob("retried-*")] == [out.name]
-    executions = {
-        log.parent.name: log.read_text().count(" run_id=") for log in out.glob("run-*/worker.log")
-    }
-    assert executions == {"run-0": 1, "run-1": 2, "run-2": 1}
+    assert executions(out) == {0: 1, 1: 2, 2: 1}
     assert sorted(read_manifest(out).ok_ids()) == [0, 1, 2]
     verify_bundle(out / BUNDLE_NAME)

@@ -17,16 +17,8 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat import load_bundle, load_sweep, resume, retry_failed, sweep, verify_bundle
 from prefect_gmat.manifest import read_manifest
-from tests.conftest import DEMO_SCRIPT, REPO, kill_a_busy_worker_when
+from tests.conftest import DEMO_SCRIPT, REPO, executions, kill_a_busy_worker_when
 from tests.sweep_subprocess import grid
-
-
-def executions(out: Path) -> dict[int, int]:
-    """How many times each run actually ran: worker.log gets one header line per execution."""
-    counts = {}
-    for log in out.glob("run-*/worker.log"):
-        counts[int(log.parent.name[4:])] = log.read_text().count(" run_id=")
-    return counts
 
 
 def recorded(out: Path) -> int:
