@@ -39,7 +39,7 @@ import pandas as pd
 from prefect_gmat.errors import BundleError, ManifestError, SweepDirectoryError
 from prefect_gmat.frame import aggregate
 from prefect_gmat.manifest import MANIFEST_NAME, ManifestData, fsync_dir, read_manifest
-from prefect_gmat.runner import WORKER_LOG, sha256_file
+from prefect_gmat.runner import WORKER_LOG, hash_key, sha256_file
 from prefect_gmat.spec import canonical_script_sha256
 from prefect_gmat.sweepdir import BUNDLE_NAME, no_sweep_running
 
@@ -68,7 +68,6 @@ _FILE_MODE = 0o644 << 16
 _UNIX = 3  # ZipInfo.create_system; fixed so a bundle made on Windows has the same bytes
 _CHUNK = 1 << 20
 _PATH_FIELDS = ("output_paths", "extra_outputs", "solver_paths")
-_HASHED_FIELDS = ("output_paths", "solver_paths")  # the ones output_sha256 covers
 _LISTED = 20  # bad members named in an error message; the payload has them all
 
 
@@ -241,7 +240,7 @@ def _bundle_record(
                 )
             source = _locate(root, run_id, raw)
             member = _file_member(name, source)
-            expected = hashes.get(key) if field in _HASHED_FIELDS else None
+            expected = hashes.get(hash_key(field, key))
             if expected is not None and member.sha256 != expected:
                 raise BundleError(
                     f"{source} has changed since run {run_id} wrote it (its SHA-256 no longer "

@@ -59,8 +59,13 @@ def make_header(
     seed: int | None = None,
     script_path: str | None = None,
     engine_source: str | None = None,
+    postprocess: str | None = None,
 ) -> dict[str, Any]:
-    """The header record: gmat-sweep's fields, plus where the script and engine came from."""
+    """The header record: gmat-sweep's fields, plus where the script and engine came from.
+
+    ``seed`` is a design's seed (gmat-sweep's ``sweep_seed``); ``postprocess`` the
+    per-run hook, so a resumed run calls it again.
+    """
     return {
         "schema_version": SCHEMA_VERSION,
         "script_sha256": script_sha256,
@@ -73,7 +78,7 @@ def make_header(
         "parameter_spec": dict(parameter_spec),
         "run_count": run_count,
         "backend": "prefect",
-        "postprocess": None,
+        "postprocess": postprocess,
         "prefect_gmat_version": version("prefect-gmat"),
         "script_path": script_path,
         "engine_source": engine_source,
@@ -94,10 +99,10 @@ def outcome_record(outcome: Outcome) -> dict[str, Any]:
         "context": {},
         "status": outcome.status,
         "output_paths": dict(outcome.output_paths),
-        "extra_outputs": {},
+        "extra_outputs": dict(outcome.extra_outputs),
         "solver_paths": dict(outcome.solver_paths),
         "converged": dict(outcome.converged),
-        "postprocess_status": "none",
+        "postprocess_status": outcome.postprocess_status,
         "started_at": _iso(outcome.started_at),
         "ended_at": _iso(outcome.ended_at),
         "duration_s": outcome.duration_s,

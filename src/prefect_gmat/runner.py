@@ -16,6 +16,7 @@ import re
 import shutil
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +29,8 @@ __all__ = [
     "ValidateJob",
     "execute",
     "failed_outcome",
+    "hash_key",
+    "hashed_outputs",
     "log_excerpt",
     "sha256_file",
     "start_engine",
@@ -36,8 +39,13 @@ __all__ = [
 
 Status = Literal["ok", "failed"]
 #: Why a run failed. ``timeout``, ``crashed`` and ``io`` are transient (worth a retry);
-#: ``load``, ``field`` and ``engine`` are deterministic (the same input fails again).
-FailureKind = Literal["timeout", "crashed", "io", "load", "field", "engine", "internal"]
+#: ``load``, ``field``, ``engine`` and ``postprocess`` (the per-run hook raised) are
+#: deterministic (the same input fails again).
+FailureKind = Literal[
+    "timeout", "crashed", "io", "load", "field", "engine", "postprocess", "internal"
+]
+#: What became of a run's postprocess hook, as gmat-sweep records it.
+PostprocessStatus = Literal["none", "ok", "failed"]
 TRANSIENT_FAILURES: frozenset[str] = frozenset({"timeout", "crashed", "io", "internal"})
 
 WORKER_LOG = "worker.log"
@@ -53,6 +61,12 @@ class RunJob:
     overrides: dict[str, Any]
     run_dir: str
     timeout: float | None = None
+    postprocess: str | None = None  # "module:function", called after a successful run
+
+    @property
+    def output_dir(self) -> Path:
+        """The run's directory, under gmat-sweep's ``RunSpec`` name (for postprocess hooks)."""
+        return Path(self.run_dir)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +87,8 @@ class Outcome:
     log_excerpt: str | None = None
     log_path: str | None = None
     attempts: int = 1
+    extra_outputs: dict[str, str] = field(default_factory=dict)
+    postprocess_status: PostprocessStatus = "none"
 
     @property
     def ok(self) -> bool:
@@ -114,6 +130,28 @@ def failed_outcome(
         log_excerpt=log_excerpt(log) if log else None,
         log_path=str(worker_log),
     )
+
+
+def hashed_outputs(
+    output_paths: Mapping[str, str],
+    solver_paths: Mapping[str, str],
+    extra_outputs: Mapping[str, str],
+) -> dict[str, str]:
+    """Every output file of a run by its key in ``output_sha256``.
+
+    Reports and solver histories keep their own keys; a hook's outputs are keyed
+    ``extra:<key>``, which no GMAT resource name can collide with.
+    """
+    return {
+        **output_paths,
+        **solver_paths,
+        **{hash_key("extra_outputs", key): path for key, path in extra_outputs.items()},
+    }
+
+
+def hash_key(record_field: str, key: str) -> str:
+    """The ``output_sha256`` key of output ``key`` in a record's ``record_field``."""
+    return f"extra:{key}" if record_field == "extra_outputs" else key
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -253,22 +291,61 @@ def execute(job: RunJob) -> Outcome:
             return failed("io", f"{_DISK_FULL} {run_dir}: {type(exc).__name__}: {exc}")
         return failed("internal", f"{type(exc).__name__}: {exc}", traceback.format_exc())
 
-    hashes = {key: sha256_file(path) for key, path in {**output_paths, **solver_paths}.items()}
     if results.log:
         _append_log(worker_log, "--- GMAT log ---\n" + results.log)
-    _append_log(worker_log, f"status=ok duration_s={time.time() - started:.3f}")
-    return Outcome(
+    outcome = Outcome(
         run_id=job.run_id,
         status="ok",
         overrides=dict(job.overrides),
         output_paths=output_paths,
-        output_sha256=hashes,
         solver_paths=solver_paths,
         converged=converged,
         started_at=started,
         ended_at=time.time(),
         log_path=str(worker_log),
     )
+    if job.postprocess is not None:
+        try:
+            extra = _run_postprocess(job, outcome)
+        except Exception as exc:
+            failure = failed(
+                "postprocess",
+                f"postprocess hook {job.postprocess} raised {type(exc).__name__}: {exc}",
+                traceback.format_exc(),
+            )
+            return replace(failure, postprocess_status="failed")
+        _append_log(worker_log, f"postprocess {job.postprocess} wrote {extra}")
+        outcome = replace(outcome, extra_outputs=extra, postprocess_status="ok")
+    files = hashed_outputs(output_paths, solver_paths, outcome.extra_outputs)
+    hashes = {key: sha256_file(path) for key, path in files.items()}
+    _append_log(worker_log, f"status=ok duration_s={time.time() - started:.3f}")
+    return replace(outcome, output_sha256=hashes, ended_at=time.time())
+
+
+def _run_postprocess(job: RunJob, outcome: Outcome) -> dict[str, str]:
+    """Call the hook as gmat-sweep does, ``hook(spec, outcome)``; check what it returns.
+
+    It must return ``{key: path}`` of files that exist (relative paths are taken in
+    the run's directory). Anything else raises, and the run fails.
+    """
+    import importlib
+
+    assert job.postprocess is not None
+    module_name, _, name = job.postprocess.partition(":")
+    hook = getattr(importlib.import_module(module_name), name)
+    produced = hook(job, outcome)
+    if not isinstance(produced, Mapping):
+        raise TypeError(f"the hook must return a mapping {{key: path}}, not {produced!r}")
+    extra: dict[str, str] = {}
+    for key, raw in produced.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"the hook returned the key {key!r}; keys must be strings")
+        path = Path(raw)
+        path = path if path.is_absolute() else job.output_dir / path
+        if not path.is_file():
+            raise FileNotFoundError(f"the hook returned {key!r}: {path}, but there is no such file")
+        extra[key] = str(path)
+    return extra
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +355,7 @@ class ValidateJob:
     script_path: str
     values: dict[str, list[Any]]  # field -> distinct values to try
     log_dir: str
+    drawn: tuple[str, ...] = ()  # fields a distribution draws numbers for
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +421,16 @@ def validate(job: ValidateJob) -> list[Problem]:
                 names = [f"'{resource}.{name.strip()}'" for name in text[1].rstrip("?").split(",")]
                 message += f" Did you mean {' or '.join(names)}?"
             problems.append(Problem(field_path, message))
+            continue
+        if field_path in job.drawn and isinstance(original, str):
+            problems.append(
+                Problem(
+                    field_path,
+                    f"{field_path!r} is a string field (it is {original!r} in the script); a "
+                    "distribution draws numbers, so it cannot be perturbed. Perturb numeric "
+                    "fields only; sweep this one with grid= or samples=.",
+                )
+            )
             continue
         for value in values:
             try:

@@ -1,4 +1,4 @@
-"""What a sweep runs: the script, the grid (or samples), and the run list they expand to.
+"""What a sweep runs: the script, the grid (or samples, or a design), and its run list.
 
 No Prefect, no engine. Grid semantics match gmat-sweep 0.6.0 so run ids agree:
 keys sorted lexicographically, then the cartesian product in
@@ -16,16 +16,18 @@ import math
 import numbers
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from prefect_gmat.designs import Design
 from prefect_gmat.errors import SweepSpecError
 
 __all__ = [
     "Point",
     "SweepSpec",
     "canonical_script_sha256",
+    "check_postprocess",
     "normalise_value",
     "uniform_samples",
 ]
@@ -91,11 +93,17 @@ def _check_field_name(field: Any) -> str:
 
 @dataclass(frozen=True, slots=True)
 class SweepSpec:
-    """A validated, normalised sweep: script plus either a grid or explicit samples."""
+    """A validated, normalised sweep: script plus a grid, explicit samples or a design.
+
+    A design's points are its ``samples``. ``postprocess`` names a per-run hook
+    (``"module:function"``) run in the worker after each successful run.
+    """
 
     script: Path
     grid: dict[str, list[Value]] | None = None
     samples: list[dict[str, Value]] | None = None
+    design: Design | None = None
+    postprocess: str | None = None
 
     @classmethod
     def from_grid(
@@ -146,6 +154,20 @@ class SweepSpec:
             rows.append({_check_field_name(k): normalise_value(k, v) for k, v in row.items()})
         return cls(script=_script_path(script), samples=rows)
 
+    @classmethod
+    def from_design(cls, script: str | os.PathLike[str], design: Design) -> SweepSpec:
+        """A Monte Carlo or Latin hypercube study, its points drawn now."""
+        return replace(cls.from_samples(script, design.points()), design=design)
+
+    def with_postprocess(self, postprocess: str | None) -> SweepSpec:
+        """The same sweep with a per-run hook, checked to be ``module:function`` and callable."""
+        return replace(self, postprocess=check_postprocess(postprocess))
+
+    @property
+    def seed(self) -> int | None:
+        """The design's seed (the header's ``sweep_seed``); None for grids and samples."""
+        return None if self.design is None else self.design.seed
+
     @property
     def fields(self) -> list[str]:
         """Swept field paths, in the frame's column order (sorted, as gmat-sweep)."""
@@ -174,6 +196,8 @@ class SweepSpec:
 
     def parameter_spec(self) -> dict[str, Any]:
         """The manifest header's ``parameter_spec`` (gmat-sweep's shape)."""
+        if self.design is not None:
+            return self.design.parameter_spec()
         if self.grid is not None:
             return {"_kind": "grid", **{k: list(v) for k, v in self.grid.items()}}
         assert self.samples is not None
@@ -196,10 +220,48 @@ class SweepSpec:
             columns = list(spec["columns"])
             rows = [dict(zip(columns, row, strict=True)) for row in spec["rows"]]
             return cls.from_samples(script, rows)
+        if kind in ("monte_carlo", "latin_hypercube"):
+            return cls.from_design(script, Design.from_parameter_spec(spec))
         raise SweepSpecError(
-            f"parameter_spec kind {kind!r} is not supported; supported: 'grid', 'explicit'.",
+            f"parameter_spec kind {kind!r} is not supported; supported: 'grid', 'explicit', "
+            "'monte_carlo', 'latin_hypercube'.",
             field="parameter_spec",
         )
+
+
+def check_postprocess(postprocess: str | None) -> str | None:
+    """Resolve a ``"package.module:function"`` hook now, so a typo fails before any run.
+
+    The workers import it again; they inherit this process's ``sys.path``.
+    """
+    if postprocess is None:
+        return None
+    module_name, sep, name = str(postprocess).partition(":")
+    if not (isinstance(postprocess, str) and sep and module_name and name):
+        raise SweepSpecError(
+            f"postprocess={postprocess!r} is not 'package.module:function'; name a "
+            "module-level function, for example postprocess='mypkg.hooks:miss_distance'.",
+            field="postprocess",
+            value=repr(postprocess),
+        )
+    import importlib
+
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SweepSpecError(
+            f"postprocess hook module {module_name!r} cannot be imported ({exc}); install it "
+            "or put it on PYTHONPATH.",
+            field="postprocess",
+            value=postprocess,
+        ) from None
+    if not callable(getattr(module, name, None)):
+        raise SweepSpecError(
+            f"postprocess hook {postprocess!r}: module {module_name!r} has no function {name!r}.",
+            field="postprocess",
+            value=postprocess,
+        )
+    return postprocess
 
 
 def uniform_samples(

@@ -11,24 +11,29 @@ refused by an exclusive lock held for the sweep's life.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from prefect_gmat.designs import Design, check_n, check_seed, draw_seed, parse_perturb
 from prefect_gmat.engine import Engine
-from prefect_gmat.errors import SweepDirectoryError
+from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
 from prefect_gmat.manifest import (
     MANIFEST_NAME,
     ManifestData,
     ManifestWriter,
+    fsync_dir,
     make_header,
     read_manifest,
 )
-from prefect_gmat.runner import sha256_file
+from prefect_gmat.runner import hashed_outputs, sha256_file
 from prefect_gmat.spec import Point, SweepSpec, canonical_script_sha256
 
 __all__ = [
@@ -37,6 +42,9 @@ __all__ = [
     "RESULTS_DIR",
     "Mode",
     "SweepPlan",
+    "design_for",
+    "effective_parameter_spec",
+    "extension_spec",
     "lock_sweep_dir",
     "no_sweep_running",
     "outputs_intact",
@@ -44,7 +52,7 @@ __all__ = [
     "preflight",
 ]
 
-Mode = Literal["new", "resume", "retry_failed", "overwrite"]
+Mode = Literal["new", "resume", "retry_failed", "overwrite", "extend"]
 LOCK_NAME = ".prefect-gmat.lock"
 #: Where the flow's archive task writes the sweep's bundle.
 BUNDLE_NAME = "sweep_bundle.zip"
@@ -110,7 +118,11 @@ def no_sweep_running(out: Path) -> Iterator[None]:
 def outputs_intact(record: Mapping[str, Any]) -> bool:
     """True if every output of an ok record exists and matches its recorded SHA-256."""
     hashes: Mapping[str, str] = record.get("output_sha256") or {}
-    outputs = {**record.get("output_paths", {}), **record.get("solver_paths", {})}
+    outputs = hashed_outputs(
+        record.get("output_paths", {}),
+        record.get("solver_paths", {}),
+        record.get("extra_outputs", {}),
+    )
     for key, path in outputs.items():
         if not Path(path).is_file():
             return False
@@ -131,11 +143,51 @@ class SweepPlan:
     header: dict[str, Any]
 
 
-def _same_sweep(header: Mapping[str, Any], spec: SweepSpec, script_sha: str) -> bool:
+def _same_sweep(existing: ManifestData, spec: SweepSpec, script_sha: str) -> bool:
+    header = existing.header
     return bool(
         header.get("script_sha256") == script_sha
-        and header.get("parameter_spec") == spec.parameter_spec()
+        and effective_parameter_spec(existing) == spec.parameter_spec()
+        and header.get("postprocess") == spec.postprocess
     )
+
+
+def effective_parameter_spec(existing: ManifestData) -> dict[str, Any]:
+    """The header's ``parameter_spec``, with ``n`` grown by gmat-sweep's extensions.
+
+    gmat-sweep's ``monte_carlo_extend`` appends runs past ``n`` without touching the
+    header (the study's size is then the highest run id + 1); ours records the new ``n``.
+    """
+    spec = dict(existing.header.get("parameter_spec") or {})
+    if spec.get("_kind") == "monte_carlo" and existing.records:
+        spec["n"] = max(int(spec["n"]), max(existing.records) + 1)
+    return spec
+
+
+def design_for(
+    out: Path, kind: Literal["monte_carlo", "latin_hypercube"], perturb: Any, n: Any, seed: Any
+) -> tuple[Design, str]:
+    """The design to run into ``out``, and where its seed came from.
+
+    ``seed=None`` draws one from the OS, unless ``out`` already holds this very study
+    (a retried flow run, the same call again): then its recorded seed is kept, so the
+    study continues with the same draws. The second value is ``"given"``, ``"drawn"``
+    or ``"recorded"``.
+    """
+    recorded_perturb, count, chosen = parse_perturb(perturb), check_n(n), check_seed(seed)
+    if chosen is not None:
+        return Design(kind, recorded_perturb, count, chosen), "given"
+    manifest = out / MANIFEST_NAME
+    if manifest.is_file():
+        previous = effective_parameter_spec(read_manifest(manifest))
+        same = (
+            previous.get("_kind") == kind
+            and previous.get("n") == count
+            and previous.get("perturb") == recorded_perturb
+        )
+        if same and isinstance(previous.get("seed"), int):
+            return Design(kind, recorded_perturb, count, int(previous["seed"])), "recorded"
+    return Design(kind, recorded_perturb, count, draw_seed()), "drawn"
 
 
 def preflight(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec:
@@ -159,13 +211,21 @@ def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec
     manifest_path = out / MANIFEST_NAME
     if mode in ("resume", "retry_failed"):
         return _spec_for_resume(read_manifest(manifest_path), spec)
+    if mode == "extend":
+        if spec is None or spec.design is None:
+            raise SweepDirectoryError(
+                "extend needs the grown study; build it with extension_spec(out, n).",
+                path=str(out),
+            )
+        _check_extension(read_manifest(manifest_path), spec.design.n)
+        return spec
     if spec is None:
         raise SweepDirectoryError("a new sweep needs a script and a grid", path=str(out))
     if mode == "overwrite":
         return spec
     if manifest_path.exists():
         existing = read_manifest(manifest_path)
-        if _same_sweep(existing.header, spec, canonical_script_sha256(spec.script)):
+        if _same_sweep(existing, spec, canonical_script_sha256(spec.script)):
             return spec  # the same sweep again: continue it (see plan_sweep)
         raise SweepDirectoryError(
             f"{out} already holds a different sweep (another script or other points). "
@@ -185,10 +245,15 @@ def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec
 def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) -> SweepPlan:
     """Prepare ``out`` for ``mode`` and list the points still to run. Call under the lock.
 
-    A "new" sweep that finds the same sweep in ``out`` continues it like ``resume``.
+    A "new" sweep that finds the same sweep in ``out`` continues it like ``resume``;
+    "extend" records the grown study in the header, then runs what is not ok (the
+    new runs).
     """
     spec = _check_sweep_dir(out, spec, mode)
     manifest_path = out / MANIFEST_NAME
+    if mode == "extend":
+        _record_extension(read_manifest(manifest_path), spec)
+        mode = "resume"
     if mode == "new" and manifest_path.exists():
         mode = "resume"  # the same sweep again (checked above): run what is not ok
     if mode in ("resume", "retry_failed"):
@@ -207,8 +272,10 @@ def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) ->
         engine_version=engine.version,
         parameter_spec=spec.parameter_spec(),
         run_count=len(spec),
+        seed=spec.seed,
         script_path=str(spec.script),
         engine_source=engine.source,
+        postprocess=spec.postprocess,
     )
     writer = ManifestWriter.create(manifest_path, header)
     return SweepPlan(spec, writer, list(spec.points()), 0, header)
@@ -228,7 +295,8 @@ def _spec_for_resume(existing: ManifestData, spec: SweepSpec | None) -> SweepSpe
                 "pass script= to resume.",
                 path=str(existing.path),
             )
-        spec = SweepSpec.from_parameter_spec(script, header["parameter_spec"])
+        spec = SweepSpec.from_parameter_spec(script, effective_parameter_spec(existing))
+    spec = spec.with_postprocess(header.get("postprocess"))  # a resumed run calls it again
     sha = canonical_script_sha256(spec.script)
     if sha != header.get("script_sha256"):
         raise SweepDirectoryError(
@@ -237,7 +305,7 @@ def _spec_for_resume(existing: ManifestData, spec: SweepSpec | None) -> SweepSpe
             "Restore the script, or start a new sweep in a new directory.",
             path=str(existing.path),
         )
-    if spec.parameter_spec() != header.get("parameter_spec"):
+    if spec.parameter_spec() != effective_parameter_spec(existing):
         raise SweepDirectoryError(
             f"the grid differs from the one the sweep in {existing.path.parent} started with; "
             "resume without a grid (it is read from the manifest), or start a new sweep.",
@@ -255,3 +323,142 @@ def _clear_sweep(out: Path) -> None:
             child.name.startswith(f".{BUNDLE_NAME}.") and child.name.endswith(".partial")
         ):
             child.unlink()  # the bundle and what a killed archive left behind
+
+
+# --- extend -----------------------------------------------------------------------------
+
+
+def extension_spec(
+    out: Path,
+    n: Any,
+    *,
+    script: str | os.PathLike[str] | None = None,
+    allow_script_drift: bool = False,
+) -> SweepSpec:
+    """The Monte Carlo study in ``out`` grown to ``n`` runs, checked before anything runs.
+
+    Its first runs are the study's own (draws depend only on the seed and the run id),
+    so only the new ones run. Refused: not a Monte Carlo study, ``n`` not larger, runs
+    of the study not ok yet, or a script changed since (unless ``allow_script_drift``).
+    A flow run of an extension that is retried (the header already says ``n``)
+    continues it instead.
+    """
+    existing = read_manifest(out / MANIFEST_NAME)
+    header = existing.header
+    kind = (header.get("parameter_spec") or {}).get("_kind", "grid")
+    if kind == "latin_hypercube":
+        raise SweepSpecError(
+            f"{out} holds a Latin hypercube study, which cannot grow: its n strata per "
+            "field would have to be re-cut into more, and its points would no longer be a "
+            "Latin hypercube (gmat-sweep refuses this too). Run latin_hypercube(n=...) with "
+            "the larger n into a new directory, or use monte_carlo, which grows.",
+            field="n",
+        )
+    if kind != "monte_carlo":
+        what = "a grid" if kind == "grid" else "explicit samples"
+        raise SweepSpecError(
+            f"{out} holds {what}, not a Monte Carlo study; extend grows Monte Carlo studies "
+            "only. To add points, run sweep() with the new grid or samples into a new "
+            "directory.",
+            field="n",
+        )
+    design = Design.from_parameter_spec(effective_parameter_spec(existing))
+    wanted = check_n(n)
+    if _continuing_extension(existing, wanted):
+        return _spec_for_resume(existing, None)  # this extension again: finish it
+    _check_extension(existing, wanted)
+    if script is None:
+        recorded = header.get("script_path")
+        if not recorded or not Path(recorded).is_file():
+            raise SweepDirectoryError(
+                f"{existing.path} does not say where its script is (or it moved: "
+                f"{recorded}); pass script= (gmat-sweep's manifests do not record it).",
+                path=str(existing.path),
+            )
+        script = recorded
+    spec = SweepSpec.from_design(script, design.grown(wanted))
+    sha = canonical_script_sha256(spec.script)
+    if sha != header.get("script_sha256") and not allow_script_drift:
+        raise SweepDirectoryError(
+            f"{spec.script} has changed since the study in {out} ran: its SHA-256 is {sha}, "
+            f"the manifest's {header.get('script_sha256')}. The new runs would fly another "
+            "script than the old ones. Restore the script, or pass allow_script_drift=True "
+            "to extend anyway (the header then records which runs each script made).",
+            path=str(existing.path),
+        )
+    return spec.with_postprocess(header.get("postprocess"))
+
+
+def _continuing_extension(existing: ManifestData, wanted: int) -> bool:
+    """True when the header already records an extension to ``wanted`` (a retried run)."""
+    extensions = existing.header.get("extended") or [{}]
+    return bool(
+        wanted == int(effective_parameter_spec(existing)["n"])
+        and extensions[-1].get("to_n") == wanted
+    )
+
+
+def _check_extension(existing: ManifestData, wanted: int) -> None:
+    if _continuing_extension(existing, wanted):
+        return
+    now = int(effective_parameter_spec(existing)["n"])
+    if wanted <= now:
+        raise SweepSpecError(
+            f"the study in {existing.path.parent} has {now} runs; extend(n=...) grows it "
+            f"to n runs in total, so n must be more than {now} (got {wanted}). To finish "
+            "runs that are not done, resume it.",
+            field="n",
+            value=wanted,
+        )
+    unfinished = [i for i in range(now) if not _finished(existing.records.get(i))]
+    if unfinished:
+        shown = ", ".join(map(str, unfinished[:20])) + (" ..." if len(unfinished) > 20 else "")
+        raise SweepSpecError(
+            f"the study in {existing.path.parent} is not complete (runs {shown} are failed, "
+            "missing or their outputs changed); resume it first, then extend.",
+            field="n",
+            value=wanted,
+        )
+
+
+def _record_extension(existing: ManifestData, spec: SweepSpec) -> None:
+    """Rewrite the header with the grown study; every record line is kept byte for byte.
+
+    The new ``n`` is what both tools read, so a killed extension resumes to ``n``, and
+    gmat-sweep sees the study it would have made with ``monte_carlo(n=...)``.
+    """
+    header = dict(existing.header)
+    before = int(effective_parameter_spec(existing)["n"])
+    if spec.design is None or spec.design.n == before:
+        return  # nothing to grow: the extension is being continued
+    sha = canonical_script_sha256(spec.script)
+    if sha != header.get("script_sha256"):
+        header["script_history"] = [
+            *(header.get("script_history") or []),
+            {"script_sha256": header.get("script_sha256"), "run_ids": [0, before - 1]},
+        ]
+        header["script_sha256"], header["script_path"] = sha, str(spec.script)
+    header["parameter_spec"] = spec.parameter_spec()
+    header["run_count"] = len(spec)
+    header["sweep_seed"] = spec.seed
+    header["extended"] = [
+        *(header.get("extended") or []),
+        {"from_n": before, "to_n": len(spec), "at": datetime.now(UTC).isoformat()},
+    ]
+    path = existing.path
+    with open(path, "rb") as handle:
+        handle.readline()
+        records = handle.read()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write((json.dumps(header, sort_keys=True) + "\n").encode("utf-8"))
+            handle.write(records)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)

@@ -36,7 +36,8 @@ def _distinct_values(spec: SweepSpec) -> dict[str, list[Any]]:
 
 def check_against_engine(spec: SweepSpec, pool: WorkerPool) -> None:
     """Raise :class:`SweepSpecError` listing every field or value the script will not take."""
-    job = ValidateJob(str(spec.script), _distinct_values(spec), tempfile.gettempdir())
+    drawn = tuple(spec.design.perturb) if spec.design is not None else ()
+    job = ValidateJob(str(spec.script), _distinct_values(spec), tempfile.gettempdir(), drawn)
     problems = pool.validate(job)
     if not problems:
         return
