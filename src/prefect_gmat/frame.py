@@ -11,9 +11,9 @@ swept fields as columns, joined from the manifest.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -22,22 +22,40 @@ import pyarrow.parquet as pq
 
 from prefect_gmat.errors import SweepSpecError
 
-__all__ = ["aggregate", "report_names"]
+__all__ = [
+    "aggregate",
+    "contacts",
+    "ephemerides",
+    "extra_outputs",
+    "fused_reports",
+    "output_names",
+    "report_names",
+    "solver_convergence",
+    "solver_runs",
+]
 
-_PREFIX = "report__"
+_TIME = "time"
+_INTERVAL = "interval_id"
+_LABELS = {"report": "report", "ephemeris": "ephemeris", "contact": "contact locator"}
+
+
+def output_names(records: Iterable[Mapping[str, Any]], kind: str) -> list[str]:
+    """Names of one kind's outputs the ok runs wrote (``RF`` for ``report__RF``)."""
+    prefix = f"{kind}__"
+    return sorted(
+        {
+            key[len(prefix) :]
+            for r in records
+            if r["status"] == "ok"
+            for key in r["output_paths"]
+            if key.startswith(prefix)
+        }
+    )
 
 
 def report_names(records: Iterable[Mapping[str, Any]]) -> list[str]:
     """Names of the reports the ok runs wrote (``RF`` for ``report__RF``)."""
-    return sorted(
-        {
-            key[len(_PREFIX) :]
-            for r in records
-            if r["status"] == "ok"
-            for key in r["output_paths"]
-            if key.startswith(_PREFIX)
-        }
-    )
+    return output_names(records, "report")
 
 
 def aggregate(
@@ -54,28 +72,82 @@ def aggregate(
     solver stopped without converging, True if all converged, <NA> without a solver.
     """
     records = sorted(records, key=lambda r: int(r["run_id"]))
-    names = report_names(records)
-    if report is None:
+    result = _per_run_outputs(records, root, kind="report", name=report, argument="report")
+    if params:
+        result = _with_params(result, records)
+    if converged:
+        result = _with_convergence(result, records)
+    return result
+
+
+def ephemerides(
+    records: Iterable[Mapping[str, Any]],
+    root: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """The EphemerisFile outputs, ``(run_id, time)`` indexed, as gmat-sweep's ``lazy_ephemerides``.
+
+    ``time`` is the ephemeris epoch (the first datetime column, copied by the
+    worker); a run without the ephemeris keeps one ``(run_id, NaT)`` row.
+    """
+    records = sorted(records, key=lambda r: int(r["run_id"]))
+    return _per_run_outputs(records, root, kind="ephemeris", name=name, argument="name")
+
+
+def contacts(
+    records: Iterable[Mapping[str, Any]],
+    root: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """ContactLocator outputs, ``(run_id, interval_id)`` indexed, as gmat-sweep's ``lazy_contacts``.
+
+    The pip engine has no ContactLocator (no plugins ship in the wheel), so only
+    sweeps run on a desktop GMAT by gmat-sweep write ``contact__<name>`` files;
+    this reads those. A run without one keeps one ``(run_id, <NA>)`` row.
+    """
+    records = sorted(records, key=lambda r: int(r["run_id"]))
+    return _per_run_outputs(records, root, kind="contact", name=name, argument="name")
+
+
+def _resolve(root: str | os.PathLike[str], raw: str) -> Path:
+    path = Path(raw)
+    return path if path.is_absolute() else Path(root) / path
+
+
+def _per_run_outputs(
+    records: list[Mapping[str, Any]],
+    root: str | os.PathLike[str],
+    *,
+    kind: str,
+    name: str | None,
+    argument: str,
+) -> pd.DataFrame:
+    """Stack one output kind's per-run Parquet files; marker rows for runs without it."""
+    secondary = _INTERVAL if kind == "contact" else _TIME
+    names = output_names(records, kind)
+    label = _LABELS[kind]
+    if name is None:
         if len(names) > 1:
             raise SweepSpecError(
-                f"the sweep wrote {len(names)} reports ({', '.join(names)}); "
-                f"pass report= to choose one, e.g. report={names[0]!r}.",
-                field="report",
+                f"the sweep wrote {len(names)} {label}s ({', '.join(names)}); "
+                f"pass {argument}= to choose one, e.g. {argument}={names[0]!r}.",
+                field=argument,
             )
-        report = names[0] if names else None
-    elif names and report not in names:
+        name = names[0] if names else None
+    elif names and name not in names:
         raise SweepSpecError(
-            f"no report named {report!r}; this sweep wrote: {', '.join(names)}.",
-            field="report",
-            value=report,
+            f"no {label} named {name!r}; this sweep wrote: {', '.join(names)}.",
+            field=argument,
+            value=name,
         )
-    key = _PREFIX + report if report is not None else None
+    key = f"{kind}__{name}" if name is not None else None
     ok: list[tuple[Path, int]] = []
     other: list[Mapping[str, Any]] = []
     for record in records:
         if record["status"] == "ok" and key is not None and key in record["output_paths"]:
-            path = Path(record["output_paths"][key])
-            ok.append((path if path.is_absolute() else Path(root) / path, int(record["run_id"])))
+            ok.append((_resolve(root, record["output_paths"][key]), int(record["run_id"])))
         else:
             other.append(record)
 
@@ -88,40 +160,274 @@ def aggregate(
             ids = pa.array([run_id] * table.num_rows, type=pa.int64())
             tables.append(table.append_column("run_id", ids))
         merged = pa.concat_tables(tables, promote_options="default").to_pandas()
-        if "time" not in merged.columns:
-            raise SweepSpecError(
-                f"report {report!r} has no time column (no epoch column such as "
-                "Sat.UTCGregorian); add one to the ReportFile to aggregate by time.",
-                field="report",
-                value=report,
+        if secondary not in merged.columns:
+            hint = (
+                "add an epoch column such as Sat.UTCGregorian to the ReportFile"
+                if kind == "report"
+                else "the files were not written by a sweep"
             )
-        merged["time"] = pd.to_datetime(merged["time"]).astype("datetime64[ns]")
+            raise SweepSpecError(
+                f"{label} {name!r} has no {secondary} column; {hint}.",
+                field=argument,
+                value=name,
+            )
+        merged[secondary] = _index_values(merged[secondary], secondary)
         merged["__status"] = "ok"
-        frame = merged.set_index(["run_id", "time"])
+        frame = merged.set_index(["run_id", secondary])
         data_columns = [c for c in frame.columns if c != "__status"]
         parts.append(frame)
     if other:
         rows: dict[str, Any] = {c: [np.nan] * len(other) for c in data_columns}
         rows["run_id"] = [int(r["run_id"]) for r in other]
-        rows["time"] = [pd.NaT] * len(other)
+        rows[secondary] = [pd.NaT if secondary == _TIME else pd.NA] * len(other)
         rows["__status"] = [r["status"] for r in other]
         markers = pd.DataFrame(rows)
-        markers["time"] = pd.to_datetime(markers["time"]).astype("datetime64[ns]")
-        parts.append(markers.set_index(["run_id", "time"]))
+        markers[secondary] = _index_values(markers[secondary], secondary)
+        parts.append(markers.set_index(["run_id", secondary]))
     parts = [p for p in parts if not p.empty]
     if not parts:
         index = pd.MultiIndex.from_arrays(
-            [pd.Series([], dtype="int64"), pd.Series([], dtype="datetime64[ns]")],
-            names=["run_id", "time"],
+            [pd.Series([], dtype="int64"), _index_values(pd.Series([], dtype=object), secondary)],
+            names=["run_id", secondary],
         )
-        result = pd.DataFrame({"__status": pd.Series([], dtype="object")}, index=index)
-    else:
-        result = pd.concat(parts, axis=0).sort_index()
-    if params:
-        result = _with_params(result, records)
-    if converged:
-        result = _with_convergence(result, records)
+        return pd.DataFrame({"__status": pd.Series([], dtype="object")}, index=index)
+    return pd.concat(parts, axis=0).sort_index()
+
+
+def _index_values(values: pd.Series[Any], secondary: str) -> pd.Series[Any]:
+    """``time`` as datetime64[ns] (NaT for markers); ``interval_id`` as nullable Int64."""
+    if secondary == _TIME:
+        return pd.to_datetime(values).astype("datetime64[ns]")
+    return values.astype("Int64")
+
+
+def solver_runs(records: Iterable[Mapping[str, Any]], root: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every Target/Optimize iteration, ``(run_id, solver, iteration)`` indexed.
+
+    As gmat-sweep's ``lazy_solver_runs``: one column per Vary variable and goal
+    (value, desired, residual, tolerance) plus ``status`` (``running`` until the
+    last iteration: ``converged``, ``max_iter`` or ``failed``). Only ok runs with
+    a solver contribute rows; no marker rows.
+    """
+    tables: list[pa.Table] = []
+    for record in sorted(records, key=lambda r: int(r["run_id"])):
+        if record["status"] != "ok":
+            continue
+        run_id = int(record["run_id"])
+        for solver, raw in (record.get("solver_paths") or {}).items():
+            path = _resolve(root, raw)
+            if not path.is_file():
+                raise SweepSpecError(
+                    f"run {run_id}'s solver history {solver!r} is missing ({path}); "
+                    "resume the sweep to re-run that run.",
+                    field="solver_paths",
+                    value=str(path),
+                )
+            table = pq.read_table(path)
+            if table.num_rows == 0:
+                continue
+            table = table.drop_columns([c for c in ("run_id", "solver") if c in table.column_names])
+            table = table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.int64()))
+            tables.append(
+                table.append_column("solver", pa.array([solver] * table.num_rows, pa.string()))
+            )
+    index_names = ["run_id", "solver", "iteration"]
+    if not tables:
+        return pd.DataFrame(
+            {"status": pd.Series([], dtype="string")},
+            index=pd.MultiIndex.from_arrays(
+                [
+                    pd.Series([], dtype="int64"),
+                    pd.Series([], dtype="object"),
+                    pd.Series([], dtype="int64"),
+                ],
+                names=index_names,
+            ),
+        )
+    merged: pd.DataFrame = pa.concat_tables(tables, promote_options="default").to_pandas()
+    return merged.set_index(index_names).sort_index()
+
+
+def solver_convergence(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Did each run's solver converge: ``(run_id, solver)`` indexed, one bool ``converged`` column.
+
+    Read from the records alone (no Parquet), as gmat-sweep's
+    ``lazy_solver_convergence``; runs without a solver have no rows.
+    """
+    run_ids: list[int] = []
+    solvers: list[str] = []
+    flags: list[bool] = []
+    for record in records:
+        for solver, flag in (record.get("converged") or {}).items():
+            run_ids.append(int(record["run_id"]))
+            solvers.append(solver)
+            flags.append(bool(flag))
+    index = pd.MultiIndex.from_arrays(
+        [pd.Series(run_ids, dtype="int64"), pd.Series(solvers, dtype="object")],
+        names=["run_id", "solver"],
+    )
+    series = pd.Series(flags, index=index, dtype="bool", name="converged")
+    return series.to_frame().sort_index()
+
+
+def extra_outputs(
+    records: Iterable[Mapping[str, Any]], root: str | os.PathLike[str], name: str
+) -> pd.DataFrame:
+    """A postprocess hook's per-run output ``name`` (the records' ``extra_outputs``), stacked.
+
+    As gmat-sweep's ``lazy_extra_outputs``: ``(run_id, time)`` indexed when the
+    files have a ``time`` column, else ``run_id``; a run without the output
+    keeps one marker row with its status.
+    """
+    records = sorted(records, key=lambda r: int(r["run_id"]))
+    seen = sorted({key for r in records for key in (r.get("extra_outputs") or {})})
+    if name not in seen:
+        raise SweepSpecError(
+            f"no extra output named {name!r} in this sweep; it has: "
+            f"{', '.join(seen) if seen else 'none (no postprocess hook wrote any)'}.",
+            field="name",
+            value=name,
+        )
+    tables: list[pa.Table] = []
+    produced: set[int] = set()
+    for record in records:
+        outputs = record.get("extra_outputs") or {}
+        if record["status"] != "ok" or name not in outputs:
+            continue
+        run_id = int(record["run_id"])
+        path = _resolve(root, outputs[name])
+        if not path.is_file():
+            raise SweepSpecError(
+                f"run {run_id}'s extra output {name!r} is missing ({path}); resume the "
+                "sweep to re-run that run.",
+                field="extra_outputs",
+                value=str(path),
+            )
+        table = pq.read_table(path)
+        if table.num_rows == 0:
+            continue
+        table = table.drop_columns([c for c in ("run_id", "__status") if c in table.column_names])
+        tables.append(
+            table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.int64()))
+        )
+        produced.add(run_id)
+    merged = pa.concat_tables(tables, promote_options="default").to_pandas() if tables else None
+    timed = merged is not None and _TIME in merged.columns
+    index_names = ["run_id", _TIME] if timed else ["run_id"]
+    parts: list[pd.DataFrame] = []
+    data_columns: list[str] = []
+    if merged is not None:
+        if timed:
+            merged[_TIME] = _index_values(merged[_TIME], _TIME)
+        merged["__status"] = "ok"
+        ok_part = merged.set_index(index_names)
+        data_columns = [c for c in ok_part.columns if c != "__status"]
+        parts.append(ok_part)
+    other = [r for r in records if int(r["run_id"]) not in produced]
+    if other:
+        rows: dict[str, Any] = {c: [np.nan] * len(other) for c in data_columns}
+        rows["run_id"] = [int(r["run_id"]) for r in other]
+        rows["__status"] = [r["status"] for r in other]
+        markers = pd.DataFrame(rows)
+        if timed:
+            markers[_TIME] = _index_values(pd.Series([pd.NaT] * len(other)), _TIME)
+        parts.append(markers.set_index(index_names))
+    return pd.concat(parts, axis=0).sort_index()
+
+
+def fused_reports(
+    records: Iterable[Mapping[str, Any]],
+    root: str | os.PathLike[str],
+    names: Sequence[str],
+    *,
+    tolerance: str | pd.Timedelta,
+) -> pd.DataFrame:
+    """Several ReportFiles of each run side by side, as gmat-sweep's ``lazy_fused_reports``.
+
+    The first name is the anchor; the others join it per run on ``time``
+    exactly (``tolerance="exact"``) or to the nearest earlier row within a
+    :class:`pandas.Timedelta`. Columns are ``(report, field)`` plus a run-level
+    ``("__status", "")``; a run whose anchor report is missing keeps one NaT row.
+    """
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise SweepSpecError(
+            f"fused_reports needs two or more distinct report names, got {list(names)}; "
+            "for one report use load_sweep(out, report=...).",
+            field="names",
+            value=list(names),
+        )
+    if isinstance(tolerance, str) and tolerance != "exact":
+        raise SweepSpecError(
+            f"tolerance must be 'exact' or a pandas.Timedelta, got {tolerance!r}.",
+            field="tolerance",
+            value=tolerance,
+        )
+    asof = None if isinstance(tolerance, str) else tolerance
+    records = sorted(records, key=lambda r: int(r["run_id"]))
+    frames = [aggregate(records, root, report=n) for n in names]
+    flat: dict[str, tuple[str, str]] = {}
+    renames: list[dict[str, str]] = []
+    for i, (report, frame) in enumerate(zip(names, frames, strict=True)):
+        rename = {
+            c: (f"_s{i}" if c == "__status" else f"_d{i}_{j}") for j, c in enumerate(frame.columns)
+        }
+        flat.update({v: (report, k) for k, v in rename.items()})
+        renames.append(rename)
+    flats = [f.reset_index().rename(columns=renames[i]) for i, f in enumerate(frames)]
+    by_run = [
+        {int(cast(int, rid)): sub.drop(columns=["run_id"]) for rid, sub in f.groupby("run_id")}
+        for f in flats
+    ]
+    empties = [f.iloc[0:0].drop(columns=["run_id"]) for f in flats]
+    parts: list[pd.DataFrame] = []
+    for record in records:
+        run_id = int(record["run_id"])
+        per_run = [by_run[i].get(run_id, empties[i]) for i in range(len(names))]
+        anchor = per_run[0]
+        if not anchor.empty and bool(anchor[_TIME].notna().any()):
+            fused = _fuse_run(per_run, asof, renames)
+        else:
+            row: dict[str, Any] = {_TIME: pd.NaT}
+            for i, part in enumerate(per_run):
+                for column, label in renames[i].items():
+                    if column == "__status":
+                        row[label] = part[label].iloc[0] if not part.empty else record["status"]
+                    else:
+                        row[label] = np.nan
+            fused = pd.DataFrame([row])
+        fused["run_id"] = run_id
+        fused["__status"] = record["status"]
+        parts.append(fused)
+    result = pd.concat(parts, axis=0, ignore_index=True, sort=False)
+    result[_TIME] = pd.to_datetime(result[_TIME]).astype("datetime64[ns]")
+    result = result.set_index(["run_id", _TIME]).sort_index()
+    result.columns = pd.MultiIndex.from_tuples(
+        [("__status", "") if c == "__status" else flat[c] for c in result.columns],
+        names=["report", "field"],
+    )
     return result
+
+
+def _fuse_run(
+    per_run: list[pd.DataFrame], asof: pd.Timedelta | None, renames: list[dict[str, str]]
+) -> pd.DataFrame:
+    """Join one run's later reports onto its anchor report (gmat-sweep's merge, step for step)."""
+    anchor = per_run[0].dropna(subset=[_TIME]).sort_values(_TIME).reset_index(drop=True)
+    for i in range(1, len(per_run)):
+        right = per_run[i]
+        if not right.empty and bool(right[_TIME].notna().any()):
+            right_ok = right.dropna(subset=[_TIME]).sort_values(_TIME).reset_index(drop=True)
+            if asof is None:
+                anchor = anchor.merge(right_ok, on=_TIME, how="inner")
+            else:
+                anchor = pd.merge_asof(anchor, right_ok, on=_TIME, tolerance=asof)
+        else:
+            for column, label in renames[i].items():
+                if column == "__status":
+                    anchor[label] = right[label].iloc[0] if not right.empty else pd.NA
+                else:
+                    anchor[label] = np.nan
+    return anchor
 
 
 def _with_convergence(frame: pd.DataFrame, records: list[Mapping[str, Any]]) -> pd.DataFrame:
@@ -143,4 +449,6 @@ def _with_params(frame: pd.DataFrame, records: list[Mapping[str, Any]]) -> pd.Da
     run_ids = frame.index.get_level_values("run_id")
     joined = overrides.reindex(run_ids)
     joined.index = frame.index
-    return pd.concat([joined, frame], axis=1)
+    result = pd.concat([joined, frame], axis=1)
+    result.attrs["params"] = list(overrides.columns)  # which columns are swept, for plots
+    return result
