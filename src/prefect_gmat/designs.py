@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prefect_gmat.errors import SweepSpecError
 
@@ -38,6 +39,13 @@ __all__ = [
     "DISTRIBUTIONS",
     "Design",
     "DesignKind",
+    "DesignParameters",
+    "LatinHypercubeDesign",
+    "Lognormal",
+    "MonteCarloDesign",
+    "Normal",
+    "ScipyDistribution",
+    "Uniform",
     "check_n",
     "check_seed",
     "draw_seed",
@@ -580,3 +588,90 @@ def _cell(cell: Any, kind: _Kind, column: str, label: str, where: str) -> Any:
     if not isinstance(cell, str):
         raise refuse(f"{cell!r} is not text (the column holds text, for a string field)")
     return cell
+
+
+# --- typed parameters (a flow's Run form, a block) ----------------------------------------
+
+
+class Normal(BaseModel):
+    """A normal distribution: mean ``mu``, standard deviation ``sigma`` (> 0)."""
+
+    model_config = ConfigDict(extra="forbid")
+    dist: Literal["normal"] = "normal"
+    mu: float
+    sigma: float
+
+
+class Uniform(BaseModel):
+    """A uniform distribution on ``[lo, hi)``."""
+
+    model_config = ConfigDict(extra="forbid")
+    dist: Literal["uniform"] = "uniform"
+    lo: float
+    hi: float
+
+
+class Lognormal(BaseModel):
+    """A lognormal distribution: ``log(x)`` is normal with mean ``mu`` and sd ``sigma``."""
+
+    model_config = ConfigDict(extra="forbid")
+    dist: Literal["lognormal"] = "lognormal"
+    mu: float
+    sigma: float
+
+
+class ScipyDistribution(BaseModel):
+    """Any ``scipy.stats`` distribution by name, e.g. ``truncnorm`` with args ``[-2, 2]``."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    args: list[float] = Field(default_factory=list)
+    kwds: dict[str, float] = Field(default_factory=dict)
+
+
+Distribution = Normal | Uniform | Lognormal | ScipyDistribution
+
+
+class _DesignModel(BaseModel):
+    perturb: dict[str, Distribution] = Field(
+        description='Field to distribution, e.g. {"TOI.Element1": {"dist": "normal", "mu": '
+        '0.1, "sigma": 0.002}}; ["normal", 0.1, 0.002] is accepted too.'
+    )
+    n: int = Field(description="Number of runs.")
+    seed: int | None = Field(
+        default=None, description="Seed of the draws; empty: drawn from the OS and recorded."
+    )
+
+    @field_validator("perturb", mode="before")
+    @classmethod
+    def _shorthands(cls, value: Any) -> Any:
+        """Accept gmat-sweep's ``["normal", mu, sigma]`` and ``"normal:mu:sigma"`` too."""
+        if not isinstance(value, Mapping):
+            return value
+        converted = {}
+        for field, spec in value.items():
+            if isinstance(spec, (list, tuple, str)):
+                dist, a, b = _parse_one(str(field), spec)
+                names = DISTRIBUTIONS[dist]
+                spec = {"dist": dist, names[0]: a, names[1]: b}
+            converted[field] = spec
+        return converted
+
+    def perturbations(self) -> dict[str, Any]:
+        """The perturb mapping in a form :func:`parse_perturb` takes."""
+        return {field: spec.model_dump() for field, spec in self.perturb.items()}
+
+
+class MonteCarloDesign(_DesignModel):
+    """Monte Carlo: each run draws every field independently (gmat-sweep's draws)."""
+
+    kind: Literal["monte_carlo"] = "monte_carlo"
+
+
+class LatinHypercubeDesign(_DesignModel):
+    """Latin hypercube: n runs, one in each of n equal-probability strata per field."""
+
+    kind: Literal["latin_hypercube"] = "latin_hypercube"
+
+
+DesignParameters = MonteCarloDesign | LatinHypercubeDesign

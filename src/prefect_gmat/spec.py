@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from prefect_gmat.designs import Design
+from prefect_gmat.designs import Design, read_samples
 from prefect_gmat.errors import SweepSpecError
 
 __all__ = [
@@ -137,9 +137,15 @@ class SweepSpec:
     def from_samples(
         cls,
         script: str | os.PathLike[str],
-        samples: Sequence[Mapping[str, Any]],
+        samples: Sequence[Mapping[str, Any]] | str | os.PathLike[str] | Any,
     ) -> SweepSpec:
-        """Explicit points (one mapping per run), e.g. from a design of experiments."""
+        """Explicit points: one mapping per run, or a CSV/Parquet file or DataFrame of them.
+
+        A file or DataFrame has one column per field and one row per run (as
+        gmat-sweep's ``explicit``); see :func:`~prefect_gmat.designs.read_samples`.
+        """
+        if isinstance(samples, (str, os.PathLike)) or hasattr(samples, "to_numpy"):
+            samples = read_samples(samples)
         if not samples:
             raise SweepSpecError("samples is empty; give at least one point.", field="samples")
         keys = set(samples[0])
