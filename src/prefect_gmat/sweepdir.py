@@ -50,6 +50,7 @@ __all__ = [
     "outputs_intact",
     "plan_sweep",
     "preflight",
+    "seed_note",
 ]
 
 Mode = Literal["new", "resume", "retry_failed", "overwrite", "extend"]
@@ -165,7 +166,11 @@ def effective_parameter_spec(existing: ManifestData) -> dict[str, Any]:
 
 
 def design_for(
-    out: Path, kind: Literal["monte_carlo", "latin_hypercube"], perturb: Any, n: Any, seed: Any
+    out: Path | None,
+    kind: Literal["monte_carlo", "latin_hypercube"],
+    perturb: Any,
+    n: Any,
+    seed: Any,
 ) -> tuple[Design, str]:
     """The design to run into ``out``, and where its seed came from.
 
@@ -177,8 +182,8 @@ def design_for(
     recorded_perturb, count, chosen = parse_perturb(perturb), check_n(n), check_seed(seed)
     if chosen is not None:
         return Design(kind, recorded_perturb, count, chosen), "given"
-    manifest = out / MANIFEST_NAME
-    if manifest.is_file():
+    manifest = None if out is None else out / MANIFEST_NAME
+    if manifest is not None and manifest.is_file():
         previous = effective_parameter_spec(read_manifest(manifest))
         same = (
             previous.get("_kind") == kind
@@ -200,6 +205,22 @@ def preflight(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec:
         with no_sweep_running(out):
             pass
     return _check_sweep_dir(out, spec, mode)
+
+
+def seed_note(design: Design, source: str) -> str | None:
+    """What to tell the user about a seed they did not give (None when they gave it)."""
+    if source == "drawn":
+        return (
+            f"seed not given: drew seed {design.seed} from the OS for this {design.kind} "
+            "study. It is recorded in the manifest (sweep_seed), so a resume draws the same "
+            f"points; pass seed={design.seed} to draw them again elsewhere."
+        )
+    if source == "recorded":
+        return (
+            f"seed not given: continuing the {design.kind} study already in this directory "
+            f"with its recorded seed {design.seed}."
+        )
+    return None
 
 
 def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec:
