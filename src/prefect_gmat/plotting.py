@@ -390,7 +390,7 @@ def sweep_heatmap(
         ax = _subplots(1, 1, (8, 5))[0, 0]
     cmap_name = kwargs.pop("cmap", "viridis")
     cmap = (mpl.colormaps[cmap_name] if isinstance(cmap_name, str) else cmap_name).copy()
-    cmap.set_bad("lightgray")
+    cmap = cmap.with_extremes(bad="lightgray")
     # One cell per grid value, equally wide, labelled with the value: a grid's levels
     # are read as levels, and an outlying value does not squeeze the others.
     columns = np.arange(len(pivot.columns) + 1) - 0.5
