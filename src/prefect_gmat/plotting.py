@@ -416,7 +416,7 @@ def sweep_heatmap(
         ax.text(col, row, "failed", ha="center", va="center", color=FAILED_COLOR, bbox=_LABEL_BOX)
     ax.set_xlabel(_label(x))
     ax.set_ylabel(_label(y))
-    title = f"{_metric_name(z)} per run"
+    title = f"{_metric_name(z)}: last value of each run"
     if len(failed_cells):
         title += f"; {len(failed_cells)} failed run(s) hatched"
     ax.set_title(title, fontsize="medium")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from prefect_gmat.errors import SweepSpecError
 
-__all__ = ["mc_convergence", "sweep_diff", "sweep_summary"]
+__all__ = ["final_bands", "mc_convergence", "sweep_diff", "sweep_summary"]
 
 _STATUS = "__status"
 _STATUS_DIFF = "__status_diff"
@@ -101,6 +101,32 @@ def sweep_summary(
             columns=pd.MultiIndex.from_arrays([[], []], names=["statistic", "field"]),
         )
     return pd.concat(dict(blocks), axis=1, names=["statistic", "field"])
+
+
+def final_bands(df: pd.DataFrame, q: Sequence[float] = (0.05, 0.5, 0.95)) -> pd.DataFrame:
+    """Per numeric field, the spread of each ok run's last value: one row per field.
+
+    Columns: ``ok runs``, ``min``, ``q<value>`` per quantile, ``max``, ``mean``,
+    ``std``. What ``prefect-gmat summary`` prints; the per-time band of one field
+    is :func:`sweep_summary`'s.
+    """
+    working = df
+    if _STATUS in working.columns:
+        working = working.loc[working[_STATUS] == "ok"]
+    data = _summable(working.drop(columns=[_STATUS], errors="ignore"))
+    numeric = [
+        c
+        for c in data.columns
+        if pd.api.types.is_numeric_dtype(data[c]) and not pd.api.types.is_bool_dtype(data[c])
+    ]
+    last = data[numeric].groupby(level=_RUN_ID).last()
+    columns: dict[str, pd.Series[Any]] = {"ok runs": last.count(), "min": last.min()}
+    for value in q:
+        columns[f"q{value}"] = last.quantile(float(value))
+    columns.update({"max": last.max(), "mean": last.mean(), "std": last.std()})
+    table = pd.DataFrame(columns)
+    table.index.name = "field"
+    return table
 
 
 def _summable(data: pd.DataFrame) -> pd.DataFrame:

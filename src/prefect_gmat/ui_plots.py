@@ -23,17 +23,30 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.frame import aggregate, report_names
 from prefect_gmat.manifest import ManifestData, read_manifest
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["BAND_KEY", "CONVERGENCE_KEY", "CORNER_KEY", "PlotImage", "publish_plots", "sweep_plots"]
+__all__ = [
+    "BAND_KEY",
+    "CONVERGENCE_KEY",
+    "CORNER_KEY",
+    "HEATMAP_KEY",
+    "PLOT_KINDS",
+    "PlotImage",
+    "publish_plots",
+    "render_plot",
+    "sweep_plots",
+]
 
 BAND_KEY = "sweep-band"
 CORNER_KEY = "sweep-corner"
 CONVERGENCE_KEY = "sweep-convergence"
+HEATMAP_KEY = "sweep-heatmap"
+PLOT_KINDS = ("band", "corner", "heatmap", "convergence")
 OFF = ("off", "none", "false", "")
 _DPI = 80  # a few tens of kB of PNG per plot: artifacts live in the server's database
 
@@ -60,14 +73,20 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _choose(manifest: ManifestData, metric: str) -> tuple[str | None, str]:
+def _choose(manifest: ManifestData, metric: str, report: str | None) -> tuple[str, str]:
     """The report to read and the metric column in it (``auto``: the first numeric non-field)."""
     records = list(manifest.records.values())
     names = report_names(records)
     if not names:
-        raise ValueError("no ok run wrote a report")
+        raise SweepSpecError("no ok run wrote a report; nothing to plot.", field="report")
+    if report is not None and report not in names:
+        raise SweepSpecError(
+            f"no report named {report!r}; this sweep wrote: {', '.join(names)}.",
+            field="report",
+            value=report,
+        )
     swept = {k for r in records for k in r["overrides"]}
-    for name in names:
+    for name in [report] if report is not None else names:
         frame = aggregate(records, manifest.path.parent, report=name)
         numeric = [
             c
@@ -79,78 +98,152 @@ def _choose(manifest: ManifestData, metric: str) -> tuple[str | None, str]:
         if metric in frame.columns:
             return name, metric
     if metric == "auto":
-        raise ValueError(f"no numeric column in the reports {names}")
-    raise ValueError(f"no report has a column {metric!r} (reports: {', '.join(names)})")
+        raise SweepSpecError(f"no numeric column in the reports {names}.", field="metric")
+    raise SweepSpecError(
+        f"no report has a column {metric!r} (reports: {', '.join(names)}); pass a column "
+        "of the report, for example one listed by `prefect-gmat summary OUT`.",
+        field="metric",
+        value=metric,
+    )
 
 
-def sweep_plots(out: str | Path, metric: str = "auto") -> list[PlotImage]:
-    """Render the band, corner and (for Monte Carlo) convergence plots of the sweep in ``out``.
+class _Sweep:
+    """What every plot of one sweep needs, read once."""
+
+    def __init__(self, out: str | Path, metric: str, report: str | None) -> None:
+        self.manifest = read_manifest(out)
+        self.report, self.column = _choose(self.manifest, metric, report)
+        records = list(self.manifest.records.values())
+        self.df = aggregate(records, self.manifest.path.parent, report=self.report, params=True)
+        self.failed = sorted(i for i, r in self.manifest.records.items() if r["status"] != "ok")
+        self.ok = len(self.manifest.records) - len(self.failed)
+        spec: dict[str, Any] = self.manifest.header.get("parameter_spec") or {}
+        self.kind = str(spec.get("_kind", "grid"))
+
+    @property
+    def fields(self) -> list[str]:
+        """The swept fields that vary and are numbers (what a corner plot can show)."""
+        df = self.df
+        return [
+            f
+            for f in df.attrs.get("params", [])
+            if pd.api.types.is_numeric_dtype(df[f]) and df[f].nunique() > 1
+        ]
+
+    def left_out(self, what: str) -> str:
+        n = len(self.failed)
+        return f"; {n} failed runs {what}." if n else "."
+
+    def band(self) -> PlotImage:
+        from prefect_gmat.plotting import sweep_band_plot
+        from prefect_gmat.stats import sweep_summary
+
+        figure = _figure(8, 4)
+        summary = sweep_summary(self.df, q=(0.05, 0.5, 0.95))
+        sweep_band_plot(summary, self.column, ax=figure.subplots(), failed_runs=self.failed)
+        caption = (
+            f"**{self.column}** over time in report `{self.report}`: median and 5-95 % band "
+            f"across {self.ok} ok runs" + self.left_out("left out")
+        )
+        return PlotImage(BAND_KEY, caption, _png(figure))
+
+    def corner(self) -> PlotImage:
+        from prefect_gmat.plotting import sweep_corner
+
+        fields = self.fields
+        size = 2.6 * max(len(fields), 2)
+        figure = _figure(size + 1.2, size)
+        axes = figure.subplots(len(fields), len(fields), squeeze=False) if fields else None
+        sweep_corner(self.df, fields, self.column, axes=axes)
+        caption = (
+            f"Swept fields of the {self.ok} ok runs, coloured by the last **{self.column}** "
+            "of each run" + self.left_out("are red crosses")
+        )
+        return PlotImage(CORNER_KEY, caption, _png(figure))
+
+    def heatmap(self, x: str | None, y: str | None) -> PlotImage:
+        from prefect_gmat.plotting import sweep_heatmap
+
+        if x is None or y is None:
+            fields = self.fields
+            if len(fields) != 2:
+                raise SweepSpecError(
+                    f"a heatmap needs two swept fields; this sweep varies {fields}. Pass "
+                    "--x and --y (fields of the sweep).",
+                    field="x",
+                )
+            x, y = x or fields[0], y or fields[1]
+        figure = _figure(8, 5)
+        sweep_heatmap(self.df, x, y, self.column, manifest=self.manifest, ax=figure.subplots())
+        caption = f"Last **{self.column}** of each run over {x} and {y}" + self.left_out(
+            "are hatched"
+        )
+        return PlotImage(HEATMAP_KEY, caption, _png(figure))
+
+    def convergence(self) -> PlotImage:
+        from prefect_gmat.plotting import mc_convergence_plot
+        from prefect_gmat.stats import mc_convergence
+
+        figure = _figure(8, 4)
+        mc_convergence_plot(
+            mc_convergence(self.df, self.column, terminal_only=True),
+            ax=figure.subplots(),
+            metric=self.column,
+            failed_runs=self.failed,
+        )
+        caption = (
+            f"Running mean of the last **{self.column}** of each run (±1 standard error), "
+            f"{self.kind.replace('_', ' ')} design, {self.ok} ok runs" + self.left_out("left out")
+        )
+        return PlotImage(CONVERGENCE_KEY, caption, _png(figure))
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def render_plot(
+    out: str | Path,
+    kind: str,
+    *,
+    metric: str = "auto",
+    report: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+) -> PlotImage:
+    """One plot of the sweep in ``out``: ``band``, ``corner``, ``heatmap`` or ``convergence``.
 
     Uses matplotlib's object API (no pyplot), so it is safe in a flow's threads.
     """
-    from matplotlib.figure import Figure
+    if kind not in PLOT_KINDS:
+        raise SweepSpecError(
+            f"unknown plot {kind!r}; choose one of {', '.join(PLOT_KINDS)}.",
+            field="kind",
+            value=kind,
+        )
+    from prefect_gmat.plotting import require_matplotlib
 
-    from prefect_gmat.plotting import (
-        mc_convergence_plot,
-        sweep_band_plot,
-        sweep_corner,
-    )
-    from prefect_gmat.stats import mc_convergence, sweep_summary
+    require_matplotlib()
+    swept = _Sweep(out, metric, report)
+    if kind == "heatmap":
+        return swept.heatmap(x, y)
+    image: PlotImage = getattr(swept, kind)()
+    return image
 
-    manifest = read_manifest(out)
-    report, column = _choose(manifest, metric)
-    records = list(manifest.records.values())
-    df = aggregate(records, manifest.path.parent, report=report, params=True)
-    failed = sorted(i for i, r in manifest.records.items() if r["status"] != "ok")
-    ok = len(manifest.records) - len(failed)
-    spec: dict[str, Any] = manifest.header.get("parameter_spec") or {}
-    kind = spec.get("_kind", "grid")
+
+def sweep_plots(out: str | Path, metric: str = "auto") -> list[PlotImage]:
+    """The plots a finished sweep publishes: band (if it has several time steps), corner (two or
+    more swept fields), convergence (Monte Carlo or Latin hypercube)."""
+    swept = _Sweep(out, metric, None)
     images: list[PlotImage] = []
-
-    times = df.index.get_level_values("time").dropna().unique()
-    if len(times) > 1:
-        figure = Figure(figsize=(8, 4))
-        sweep_band_plot(
-            sweep_summary(df, q=(0.05, 0.5, 0.95)),
-            column,
-            ax=figure.subplots(),
-            failed_runs=failed,
-        )
-        caption = (
-            f"**{column}** over time in report `{report}`: median and 5-95 % band across "
-            f"{ok} ok runs" + (f"; {len(failed)} failed runs left out." if failed else ".")
-        )
-        images.append(PlotImage(BAND_KEY, caption, _png(figure)))
-
-    fields = [
-        f
-        for f in df.attrs.get("params", [])
-        if pd.api.types.is_numeric_dtype(df[f]) and df[f].nunique() > 1
-    ]
-    if len(fields) >= 2:
-        size = 2.6 * len(fields)
-        figure = Figure(figsize=(size + 1.2, size))
-        axes = figure.subplots(len(fields), len(fields), squeeze=False)
-        sweep_corner(df, fields, column, axes=axes)
-        caption = (
-            f"Swept fields of the {ok} ok runs, coloured by the last **{column}** of each run"
-            + (f"; {len(failed)} failed runs are red crosses." if failed else ".")
-        )
-        images.append(PlotImage(CORNER_KEY, caption, _png(figure)))
-
-    if kind in ("monte_carlo", "latin_hypercube") and ok >= 2:
-        figure = Figure(figsize=(8, 4))
-        mc_convergence_plot(
-            mc_convergence(df, column, terminal_only=True),
-            ax=figure.subplots(),
-            metric=column,
-            failed_runs=failed,
-        )
-        caption = (
-            f"Running mean of the last **{column}** of each run (±1 standard error), "
-            f"{kind.replace('_', ' ')} study, {ok} ok runs."
-        )
-        images.append(PlotImage(CONVERGENCE_KEY, caption, _png(figure)))
+    if len(swept.df.index.get_level_values("time").dropna().unique()) > 1:
+        images.append(swept.band())
+    if len(swept.fields) >= 2:
+        images.append(swept.corner())
+    if swept.kind in ("monte_carlo", "latin_hypercube") and swept.ok >= 2:
+        images.append(swept.convergence())
     return images
 
 
@@ -168,7 +261,7 @@ def publish_plots(out: Path, logger: Logger, metric: str | None = "auto") -> lis
         from prefect_gmat.plotting import require_matplotlib
 
         require_matplotlib()
-        published = []
+        published: list[str] = []
         for image in sweep_plots(out, metric.strip()):
             # The picture is the description: the flow run's Artifacts tab (list view)
             # renders a description's first paragraph, so the plot shows right there;
