@@ -73,8 +73,10 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _choose(manifest: ManifestData, metric: str, report: str | None) -> tuple[str, str]:
-    """The report to read and the metric column in it (``auto``: the first numeric non-field)."""
+def _choose(
+    manifest: ManifestData, metric: str, report: str | None
+) -> tuple[str, str, pd.DataFrame]:
+    """The report, the metric column in it (``auto``: the first numeric non-field), its frame."""
     records = list(manifest.records.values())
     names = report_names(records)
     if not names:
@@ -87,16 +89,16 @@ def _choose(manifest: ManifestData, metric: str, report: str | None) -> tuple[st
         )
     swept = {k for r in records for k in r["overrides"]}
     for name in [report] if report is not None else names:
-        frame = aggregate(records, manifest.path.parent, report=name)
+        frame = aggregate(records, manifest.path.parent, report=name, params=True)
         numeric = [
             c
             for c in frame.columns
             if c != "__status" and c not in swept and pd.api.types.is_numeric_dtype(frame[c])
         ]
         if metric == "auto" and numeric:
-            return name, numeric[0]
-        if metric in frame.columns:
-            return name, metric
+            return name, numeric[0], frame
+        if metric in frame.columns and metric not in swept:
+            return name, metric, frame
     if metric == "auto":
         raise SweepSpecError(f"no numeric column in the reports {names}.", field="metric")
     raise SweepSpecError(
@@ -112,9 +114,7 @@ class _Sweep:
 
     def __init__(self, out: str | Path, metric: str, report: str | None) -> None:
         self.manifest = read_manifest(out)
-        self.report, self.column = _choose(self.manifest, metric, report)
-        records = list(self.manifest.records.values())
-        self.df = aggregate(records, self.manifest.path.parent, report=self.report, params=True)
+        self.report, self.column, self.df = _choose(self.manifest, metric, report)
         self.failed = sorted(i for i, r in self.manifest.records.items() if r["status"] != "ok")
         self.ok = len(self.manifest.records) - len(self.failed)
         spec: dict[str, Any] = self.manifest.header.get("parameter_spec") or {}
