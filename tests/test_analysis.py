@@ -100,6 +100,8 @@ def test_every_output_kind_reads_as_gmat_sweep_reads_it(grid_out: Path) -> None:
     records = _records(grid_out)
     ephemerides = readers.ephemerides(records, grid_out)
     pd.testing.assert_frame_equal(ephemerides, lazy_ephemerides(manifest, grid_out))
+    # gmat-sweep's call shapes, for notebooks that migrate: a sweep directory will do
+    pd.testing.assert_frame_equal(readers.lazy_ephemerides(grid_out), ephemerides)
     assert list(ephemerides.columns) == ["Epoch", "X", "Y", "Z", "VX", "VY", "VZ", "__status"]
     assert ephemerides.xs(0, level="run_id")["__status"].tolist() == ["failed"]
     assert len(ephemerides.xs(1, level="run_id")) == 11  # one state a minute for 10 min
@@ -121,6 +123,7 @@ def test_solver_histories_and_convergence_read_as_gmat_sweep_reads_them(tmp_path
     records = _records(out)
     runs = readers.solver_runs(records, out)
     pd.testing.assert_frame_equal(runs, lazy_solver_runs(out / "manifest.jsonl"))
+    pd.testing.assert_frame_equal(readers.lazy_solver_runs(out / "manifest.jsonl"), runs)
     converged = readers.solver_convergence(records)
     pd.testing.assert_frame_equal(converged, lazy_solver_convergence(out / "manifest.jsonl"))
     # runs 0 and 2 (SMA 1 km) failed; MaximumIterations 1 stops run 1 unconverged
@@ -139,7 +142,7 @@ def test_we_read_gmat_sweeps_ephemerides_and_postprocess_outputs(
     # our runner wrote exactly what gmat-sweep's worker wrote for the same runs
     pd.testing.assert_frame_equal(readers.ephemerides(_records(grid_out), grid_out), theirs)
     for name in ("final", "track"):
-        ours = readers.extra_outputs(records, reference_out, name)
+        ours = readers.lazy_extra_outputs(reference_out / "manifest.jsonl", name)
         pd.testing.assert_frame_equal(
             ours, lazy_extra_outputs(reference_out / "manifest.jsonl", name)
         )

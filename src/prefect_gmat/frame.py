@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_gmat.errors import SweepSpecError
+from prefect_gmat.manifest import ManifestData, read_manifest
 
 __all__ = [
     "aggregate",
@@ -28,6 +29,13 @@ __all__ = [
     "ephemerides",
     "extra_outputs",
     "fused_reports",
+    "lazy_contacts",
+    "lazy_ephemerides",
+    "lazy_extra_outputs",
+    "lazy_fused_reports",
+    "lazy_multiindex",
+    "lazy_solver_convergence",
+    "lazy_solver_runs",
     "output_names",
     "report_names",
     "solver_convergence",
@@ -452,3 +460,80 @@ def _with_params(frame: pd.DataFrame, records: list[Mapping[str, Any]]) -> pd.Da
     result = pd.concat([joined, frame], axis=1)
     result.attrs["params"] = list(overrides.columns)  # which columns are swept, for plots
     return result
+
+
+# --- gmat-sweep's lazy_* call shapes, for notebooks that migrate -------------------------
+
+ManifestSource = ManifestData | str | os.PathLike[str]
+
+
+def _source(
+    manifest: ManifestSource, output_dir: str | os.PathLike[str] | None
+) -> tuple[list[dict[str, Any]], Path]:
+    """Records and root from a read manifest or a path (sweep directory or manifest.jsonl)."""
+    data = manifest if isinstance(manifest, ManifestData) else read_manifest(manifest)
+    root = Path(output_dir) if output_dir is not None else data.path.parent
+    return list(data.records.values()), root
+
+
+def lazy_multiindex(
+    manifest: ManifestSource,
+    output_dir: str | os.PathLike[str] | None = None,
+    *,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """gmat-sweep's ``lazy_multiindex(manifest, output_dir, name=)``: the report frame."""
+    records, root = _source(manifest, output_dir)
+    return aggregate(records, root, report=name)
+
+
+def lazy_ephemerides(
+    manifest: ManifestSource,
+    output_dir: str | os.PathLike[str] | None = None,
+    *,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """gmat-sweep's ``lazy_ephemerides(manifest, output_dir, name=)``."""
+    records, root = _source(manifest, output_dir)
+    return ephemerides(records, root, name=name)
+
+
+def lazy_contacts(
+    manifest: ManifestSource,
+    output_dir: str | os.PathLike[str] | None = None,
+    *,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """gmat-sweep's ``lazy_contacts(manifest, output_dir, name=)``."""
+    records, root = _source(manifest, output_dir)
+    return contacts(records, root, name=name)
+
+
+def lazy_solver_runs(manifest_path: ManifestSource) -> pd.DataFrame:
+    """gmat-sweep's ``lazy_solver_runs(manifest_path)``."""
+    records, root = _source(manifest_path, None)
+    return solver_runs(records, root)
+
+
+def lazy_solver_convergence(manifest_path: ManifestSource) -> pd.DataFrame:
+    """gmat-sweep's ``lazy_solver_convergence(manifest_path)``."""
+    records, _ = _source(manifest_path, None)
+    return solver_convergence(records)
+
+
+def lazy_extra_outputs(manifest_path: ManifestSource, name: str) -> pd.DataFrame:
+    """gmat-sweep's ``lazy_extra_outputs(manifest_path, name)``."""
+    records, root = _source(manifest_path, None)
+    return extra_outputs(records, root, name)
+
+
+def lazy_fused_reports(
+    manifest: ManifestSource,
+    output_dir: str | os.PathLike[str] | None,
+    names: Sequence[str],
+    *,
+    tolerance: str | pd.Timedelta,
+) -> pd.DataFrame:
+    """gmat-sweep's ``lazy_fused_reports(manifest, output_dir, names, tolerance=)``."""
+    records, root = _source(manifest, output_dir)
+    return fused_reports(records, root, names, tolerance=tolerance)
