@@ -374,6 +374,7 @@ def test_open_sweep_reads_a_directory_and_a_bundle_alike(grid_out: Path) -> None
             assert handle.status_counts == {"failed": 3, "ok": 9}
             assert handle.failures.index.tolist() == FAILED
             assert handle.failures["failure"].unique().tolist() == ["engine"]
+            assert handle.failures["gmat_log"].str.startswith("Propagator Exception").all()
             assert handle.outputs()["ephemeris"] == ["Eph"]
             pd.testing.assert_frame_equal(
                 handle.to_ephemerides(), readers.ephemerides(_records(grid_out), grid_out)
@@ -382,7 +383,7 @@ def test_open_sweep_reads_a_directory_and_a_bundle_alike(grid_out: Path) -> None
         unpacked = from_bundle.root
         assert unpacked.is_dir()
     assert not unpacked.exists()  # the temporary copy is gone
-    for text in ("Failures (3)", "Sat.INC", "4 values", "9 ok", "sweep_bundle.zip", "sha256"):
+    for text in ("Failures (3)", "Sat.INC", "4 values", "9 ok", "sweep_bundle.zip", "Accuracy"):
         assert text in page, text
     pd.testing.assert_frame_equal(
         from_dir.summary("Orbit"), sweep_summary(load_sweep(grid_out, report="Orbit"))

@@ -33,6 +33,7 @@ __all__ = ["SweepResults", "open_sweep"]
 
 PathLike = str | os.PathLike[str]
 _FAILURES_SHOWN = 20
+_LOG_MARK = "--- GMAT log ---"  # how a record's stderr appends the GMAT log (manifest.py)
 
 
 def open_sweep(out_or_bundle: PathLike) -> SweepResults:
@@ -127,22 +128,26 @@ class SweepResults:
 
     @property
     def failures(self) -> pd.DataFrame:
-        """The runs whose last record failed: kind, cause, attempts, log, swept values."""
+        """The runs whose last record failed: kind, cause, the GMAT log lines that explain it,
+        attempts, the run's log file and its swept values."""
         rows = []
         for record in self.records:
             if record["status"] == "ok":
                 continue
+            stderr = str(record.get("stderr") or "")
+            _, _, gmat_log = stderr.partition(_LOG_MARK)
             rows.append(
                 {
                     "run_id": int(record["run_id"]),
                     "failure": record.get("failure") or record.get("postprocess_status"),
-                    "cause": record.get("error") or record.get("stderr") or "no cause recorded",
+                    "cause": record.get("error") or stderr or "no cause recorded",
+                    "gmat_log": gmat_log.strip() or None,
                     "attempts": record.get("attempts"),
                     "log_path": record.get("log_path"),
                     "overrides": dict(record["overrides"]),
                 }
             )
-        columns = ["run_id", "failure", "cause", "attempts", "log_path", "overrides"]
+        columns = ["run_id", "failure", "cause", "gmat_log", "attempts", "log_path", "overrides"]
         return pd.DataFrame(rows, columns=columns).set_index("run_id")
 
     def outputs(self) -> dict[str, list[str]]:
@@ -233,7 +238,8 @@ class SweepResults:
         body = "".join(
             "<tr>"
             f"<td>{run_id}</td><td>{html.escape(str(row['failure']))}</td>"
-            f"<td>{html.escape(_first_line(str(row['cause'])))}</td>"
+            f"<td>{html.escape(_first_line(str(row['cause'])))}"
+            f"{_log_line(row['gmat_log'])}</td>"
             f"<td>{_overrides(row['overrides'])}</td>"
             "</tr>"
             for run_id, row in failures.head(_FAILURES_SHOWN).iterrows()
@@ -267,6 +273,13 @@ def _code(value: object) -> str:
 def _first_line(text: str, width: int = 120) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def _log_line(log: str | None) -> str:
+    """The GMAT log's first line (what GMAT said went wrong), small, under the cause."""
+    if not log:
+        return ""
+    return f"<br><small><code>{html.escape(_first_line(log))}</code></small>"
 
 
 def _overrides(values: Mapping[str, Any]) -> str:
