@@ -154,6 +154,16 @@ def test_we_read_gmat_sweeps_ephemerides_and_postprocess_outputs(
         readers.extra_outputs(records, reference_out, "nope")
 
 
+def test_the_pip_engine_cannot_run_a_contact_locator(tmp_path: Path) -> None:
+    """The evidence behind the README's note: no plugins, so no GroundStation/ContactLocator."""
+    with pytest.raises(SweepSpecError) as refused:
+        sweep(DATA / "contact_locator.script", grid={"Sat.SMA": [7000]}, out=tmp_path / "cl")
+    log = refused.value.log_excerpt or ""  # GMAT's last 20 error lines
+    assert 'The "ContactLocator" is an unknown object type' in log
+    assert 'Cannot find LHS object named "GS"' in log  # GroundStation was unknown too
+    assert not (tmp_path / "cl").exists()
+
+
 def test_contact_locator_outputs_read_as_gmat_sweep_reads_them(
     grid_out: Path, tmp_path: Path
 ) -> None:
