@@ -1,14 +1,16 @@
 """Warm GMAT worker processes: start the engine once, run many scripts, survive crashes.
 
-No Prefect here. Each worker is a ``spawn``ed process that bootstraps the engine
-at start and then serves jobs over a pipe, one at a time (the engine is not
-thread-safe). Callers on any thread call :meth:`WorkerPool.run`, which borrows an
-idle worker, sends the job and waits for the reply:
+No Prefect here. Each worker is a fresh ``python -m prefect_gmat.engine_worker``
+process (never the caller's ``__main__``, so an unguarded user script is not
+re-run) that bootstraps the engine at start and then serves jobs over a socket,
+one at a time (the engine is not thread-safe). Callers on any thread call
+:meth:`WorkerPool.run` or :meth:`WorkerPool.run_batch`, which borrow an idle
+worker, send the jobs and stream back one outcome per job:
 
-* a reply within the timeout is the run's outcome;
+* a reply within the job's timeout is the run's outcome;
 * no reply within the timeout: the worker is killed and replaced, the run fails
-  with status ``timeout``;
-* the pipe closes first (segfault, SIGKILL, out of memory): the worker is
+  with status ``timeout`` and the rest of the batch goes on in another worker;
+* the socket closes first (segfault, SIGKILL, out of memory): the worker is
   replaced and only this run fails, with the cause (``worker died: signal 9``).
 
 A worker is retired after ``recycle_after`` runs, which bounds state the engine
@@ -18,16 +20,22 @@ engine warm-up of a new worker overlaps other runs.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-import multiprocessing
 import multiprocessing.connection
 import os
 import queue
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import IO
 
 from prefect_gmat.errors import EngineNotFoundError
 from prefect_gmat.runner import Outcome, Problem, RunJob, ValidateJob, failed_outcome
@@ -42,8 +50,9 @@ __all__ = [
     "shared_pool",
 ]
 
-_CTX = multiprocessing.get_context("spawn")
 _STARTUP_TIMEOUT = 120.0
+_STDERR_TAIL = 2000  # characters of a dead worker's output shown to the user
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
 
 
 def _signal_name(number: int) -> str:
@@ -64,39 +73,42 @@ def describe_exit(exitcode: int | None) -> str:
     return f"worker died: exit code {exitcode}"
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, engine_root: str) -> None:
-    """Process body: start the engine once, then serve jobs until told to stop."""
-    # Ignore Ctrl-C here: the parent owns shutdown and kills workers it no longer needs.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from prefect_gmat import runner
-
-    try:
-        runner.start_engine(engine_root)
-    except BaseException as exc:  # report any start failure to the parent, then exit
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-        return
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
-        if isinstance(job, runner.ValidateJob):
-            conn.send(("done", runner.validate(job)))
-        else:
-            conn.send(("done", runner.execute(job)))
-
-
 @dataclass(eq=False)
 class _Worker:
-    process: BaseProcess
+    process: subprocess.Popen[bytes]
     conn: multiprocessing.connection.Connection
+    output: IO[bytes]  # the process's stdout and stderr, for the cause of a failed start
     ready: bool = False
     runs: int = 0
     busy: bool = False
     pid: int | None = field(default=None)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait(self, timeout: float) -> int | None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=timeout)
+        return self.process.returncode
+
+    def output_tail(self) -> str:
+        """The last lines the process wrote to stdout/stderr (engine start errors land there)."""
+        try:
+            size = os.fstat(self.output.fileno()).st_size
+            data = os.pread(self.output.fileno(), _STDERR_TAIL, max(0, size - _STDERR_TAIL))
+        except OSError:
+            return ""
+        return data.decode("utf-8", errors="replace").strip()
+
+
+_live_workers: set[_Worker] = set()  # every pool's, killed at interpreter exit
+
+
+@atexit.register
+def _kill_leftover_workers() -> None:
+    for worker in list(_live_workers):
+        with contextlib.suppress(OSError):
+            worker.process.kill()
 
 
 class WorkerPool:
@@ -125,24 +137,42 @@ class WorkerPool:
 
     # -- lifecycle -----------------------------------------------------------------
     def _spawn(self) -> _Worker:
-        parent, child = _CTX.Pipe(duplex=True)
-        process = _CTX.Process(
-            target=_worker_main, args=(child, self.engine_root), daemon=True, name="gmat-worker"
+        parent, child = socket.socketpair()
+        output = tempfile.TemporaryFile(prefix="gmat-worker-")  # noqa: SIM115 -- the worker's life
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [_PACKAGE_PARENT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
         )
-        process.start()
-        child.close()
-        worker = _Worker(process=process, conn=parent)
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "prefect_gmat.engine_worker", "--fd", str(child.fileno())],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
+                env=env,
+                cwd=os.getcwd(),
+            )
+        finally:
+            child.close()
+        conn = multiprocessing.connection.Connection(parent.detach())
+        conn.send((self.engine_root, list(sys.path)))
+        worker = _Worker(process=process, conn=conn, output=output)
         with self._lock:
             self._live.add(worker)
+            _live_workers.add(worker)
         return worker
 
     def _discard(self, worker: _Worker, *, kill: bool) -> None:
         with self._lock:
             self._live.discard(worker)
-        if kill and worker.process.is_alive():
-            worker.process.kill()
-        worker.process.join(timeout=10)
+            _live_workers.discard(worker)
+        if kill and worker.alive():
+            with contextlib.suppress(OSError):
+                worker.process.kill()
+        worker.wait(10)
         worker.conn.close()
+        worker.output.close()
 
     def _replace(self, worker: _Worker, *, kill: bool) -> None:
         self._discard(worker, kill=kill)
@@ -156,13 +186,13 @@ class WorkerPool:
             workers = list(self._live)
         for worker in workers:
             try:
-                if worker.ready:
+                if worker.ready and not worker.busy:
                     worker.conn.send(None)
             except OSError:
                 pass
         deadline = time.monotonic() + 2.0
         for worker in workers:
-            worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
+            worker.wait(max(0.0, deadline - time.monotonic()))
             self._discard(worker, kill=True)
 
     def __enter__(self) -> WorkerPool:
@@ -175,7 +205,7 @@ class WorkerPool:
     def pids(self) -> list[int]:
         """Process ids of the live workers (for tests and diagnostics)."""
         with self._lock:
-            return [w.process.pid for w in self._live if w.process.pid is not None]
+            return [w.process.pid for w in self._live]
 
     def busy_pids(self) -> list[int]:
         """Process ids of workers running a job right now."""
@@ -192,6 +222,25 @@ class WorkerPool:
             for worker in taken:
                 self._idle.put(worker)
 
+    def _start_failed(self, worker: _Worker, stage: str, detail: str) -> EngineNotFoundError:
+        """The error for a worker that never became ready, with advice that fits the cause."""
+        if stage == "engine":
+            advice = (
+                "Check the GMAT install (GMAT_ROOT) or reinstall the pip engine "
+                "(`pip install --force-reinstall gmatpy`)."
+            )
+            return EngineNotFoundError(
+                f"a GMAT worker could not start the engine at {self.engine_root}: {detail}. "
+                + advice,
+                engine_root=self.engine_root,
+            )
+        tail = detail or worker.output_tail() or "(it printed nothing)"
+        return EngineNotFoundError(
+            f"a GMAT worker process failed before starting the engine "
+            f"({describe_exit(worker.process.returncode)}); its output ends with:\n{tail}",
+            engine_root=self.engine_root,
+        )
+
     def _await_ready(self, worker: _Worker) -> None:
         if worker.ready:
             return
@@ -201,20 +250,13 @@ class WorkerPool:
                 engine_root=self.engine_root,
             )
         try:
-            kind, detail = worker.conn.recv()
+            kind, detail, stage_detail = worker.conn.recv()
         except (EOFError, OSError):
-            worker.process.join(timeout=10)
-            raise EngineNotFoundError(
-                f"a GMAT worker could not start the engine at {self.engine_root}: "
-                f"{describe_exit(worker.process.exitcode)}. Check the GMAT install "
-                "(GMAT_ROOT) or reinstall the pip engine (`pip install gmatpy`).",
-                engine_root=self.engine_root,
-            ) from None
+            worker.wait(10)
+            raise self._start_failed(worker, "process", "") from None
         if kind != "ready":
-            raise EngineNotFoundError(
-                f"a GMAT worker could not start the engine at {self.engine_root}: {detail}",
-                engine_root=self.engine_root,
-            )
+            worker.wait(10)
+            raise self._start_failed(worker, str(detail), str(stage_detail))
         worker.ready = True
         worker.pid = int(detail)
 
@@ -228,45 +270,78 @@ class WorkerPool:
             except EngineNotFoundError:
                 self._replace(worker, kill=True)
                 raise
-            if worker.process.is_alive():
+            if worker.alive():
                 return worker
             self._replace(worker, kill=True)  # died between jobs: no run was lost
 
-    def run(self, job: RunJob) -> Outcome:
-        """Run one job on a warm worker and return its outcome; never raises for run faults."""
-        if self._closed:
-            raise RuntimeError("the worker pool is closed")
-        worker = self._ready_worker()
-        started = time.time()
-        worker.busy = True
-        try:
-            worker.conn.send(job)
-        except OSError:
-            return self._died(worker, job, started)
-        timeout = job.timeout if job.timeout is not None else self.timeout
-        if not worker.conn.poll(timeout):
-            self._replace(worker, kill=True)
-            return failed_outcome(
-                job,
-                "timeout",
-                f"run exceeded its timeout of {timeout:g} s; the worker was killed",
-                started,
-            )
-        try:
-            kind, outcome = worker.conn.recv()
-        except (EOFError, OSError):
-            return self._died(worker, job, started)
-        assert kind == "done"
+    def _give_back(self, worker: _Worker) -> None:
         worker.busy = False
-        worker.runs += 1
         if self.recycle_after is not None and worker.runs >= self.recycle_after:
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
             self._replace(worker, kill=False)
         else:
             self._idle.put(worker)
-        result: Outcome = outcome
-        return result
+
+    def run(self, job: RunJob) -> Outcome:
+        """Run one job on a warm worker and return its outcome; never raises for run faults."""
+        return next(self.run_batch([job]))
+
+    def run_batch(self, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
+        """Run ``jobs`` in order on one warm worker, yielding each outcome as it finishes.
+
+        The whole batch goes to the worker in one message, so the engine never
+        waits on this process between runs. A run that times out or kills its
+        worker fails alone; the rest continue on a replacement.
+        """
+        if self._closed:
+            raise RuntimeError("the worker pool is closed")
+        remaining = list(jobs)
+        while remaining:
+            worker = self._ready_worker()
+            worker.busy = True
+            try:
+                worker.conn.send(remaining)
+            except OSError:
+                yield self._died(worker, remaining.pop(0), time.time())
+                continue
+            try:
+                yield from self._outcomes(worker, remaining)
+            except GeneratorExit:  # the caller stopped listening: the rest is not wanted
+                if remaining:
+                    self._replace(worker, kill=True)
+                raise
+
+    def _outcomes(self, worker: _Worker, remaining: list[RunJob]) -> Iterator[Outcome]:
+        """Receive ``worker``'s outcomes for ``remaining`` (popped as they come) until it is
+        done with them (then it is given back) or is lost to a timeout or a death."""
+        while remaining:
+            job = remaining[0]
+            started = time.time()
+            timeout = job.timeout if job.timeout is not None else self.timeout
+            if not worker.conn.poll(timeout):
+                self._replace(worker, kill=True)
+                remaining.pop(0)
+                yield failed_outcome(
+                    job,
+                    "timeout",
+                    f"run exceeded its timeout of {timeout:g} s; the worker was killed",
+                    started,
+                )
+                return
+            try:
+                kind, outcome = worker.conn.recv()
+            except (EOFError, OSError):
+                remaining.pop(0)
+                yield self._died(worker, job, started)
+                return
+            assert kind == "done"
+            remaining.pop(0)
+            worker.runs += 1
+            if not remaining:
+                self._give_back(worker)
+            result: Outcome = outcome
+            yield result
 
     def validate(self, job: ValidateJob) -> list[Problem]:
         """Check a script and its swept values on a warm worker; nothing is run."""
@@ -282,7 +357,7 @@ class WorkerPool:
                 Problem(
                     "script",
                     f"GMAT could not load {job.script_path}: "
-                    f"{describe_exit(worker.process.exitcode)} while loading it",
+                    f"{describe_exit(worker.process.returncode)} while loading it",
                 )
             ]
         self._idle.put(worker)
@@ -290,8 +365,7 @@ class WorkerPool:
         return result
 
     def _died(self, worker: _Worker, job: RunJob, started: float) -> Outcome:
-        worker.process.join(timeout=10)
-        cause = describe_exit(worker.process.exitcode)
+        cause = describe_exit(worker.wait(10))
         self._replace(worker, kill=True)
         return failed_outcome(job, "crashed", cause, started)
 
