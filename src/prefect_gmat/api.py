@@ -1,8 +1,10 @@
 """The Python API: ``sweep``, ``resume``, ``retry_failed``, ``load_sweep``.
 
-Each call validates its input before Prefect or any engine starts, starts the
-warm engine workers so their start-up overlaps Prefect's, runs the sweep flow,
-and returns the per-run frame read back from the sweep directory.
+Each call checks its input (the script and every swept value against the
+engine, too) before Prefect starts, with the engines and Prefect's server
+warming up meanwhile, runs the sweep flow, and returns the per-run frame read
+back from the sweep directory. The knobs they share are one definition,
+:class:`SweepKnobs`.
 """
 
 from __future__ import annotations
@@ -12,21 +14,60 @@ import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal, TypedDict, Unpack
 
 import pandas as pd
 
+from prefect_gmat.ephemeral import EarlyServer
+from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.frame import aggregate
 from prefect_gmat.manifest import read_manifest
+from prefect_gmat.options import resolve_options
 from prefect_gmat.pool import PoolConfig, close_shared_pool, shared_pool
+from prefect_gmat.progress import terminal_progress
 from prefect_gmat.quiet import quiet_prefect
 from prefect_gmat.spec import SweepSpec
 from prefect_gmat.sweepdir import Mode, preflight
+from prefect_gmat.validation import check_against_engine
 
-__all__ = ["load_sweep", "resume", "retry_failed", "sweep"]
+__all__ = ["SweepKnobs", "load_sweep", "resume", "retry_failed", "run_spec", "sweep"]
 
 PathLike = str | os.PathLike[str]
+
+
+class SweepKnobs(TypedDict, total=False):
+    """How a sweep runs and what it returns; every entry point takes these keywords.
+
+    A knob left out (or None) comes from the ``PREFECT_GMAT_*`` settings (see the README).
+    """
+
+    workers: int | None
+    """Engine processes (default: one per core)."""
+    timeout: float | None
+    """Seconds one run may take before its worker is killed and the run fails."""
+    retries: int | None
+    """Retries of a run that failed transiently (timeout, crashed worker, I/O)."""
+    retry_delay: float | None
+    """First retry delay in seconds; doubles each retry, jittered."""
+    points_per_task: int | Literal["auto"] | None
+    """Points per Prefect task run: "auto" batches many short runs; 1 is one per point."""
+    gmat_root: PathLike | None
+    """A GMAT install to use instead of the one found (or the pip engine)."""
+    archive: bool
+    """Write ``<out>/sweep_bundle.zip`` at the end (default True)."""
+    include_logs: bool
+    """Put each run's worker.log into the bundle."""
+    dask: str | None
+    """Run the task runs on dask.distributed: "local" or a scheduler address."""
+    progress: bool | None
+    """Show a live progress line on stderr (default: when stderr is a terminal)."""
+    report: str | None
+    """The report to return when the script writes several."""
+    params: bool
+    """Add one column per swept field to the returned frame."""
+    converged: bool
+    """Add ``__converged`` (solver convergence) per run to the returned frame."""
 
 
 def sweep(
@@ -35,34 +76,20 @@ def sweep(
     out: PathLike | None = None,
     *,
     samples: Sequence[Mapping[str, Any]] | None = None,
-    workers: int | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    retry_delay: float | None = None,
     overwrite: bool = False,
-    gmat_root: PathLike | None = None,
-    archive: bool = True,
-    include_logs: bool = False,
-    dask: str | None = None,
-    report: str | None = None,
-    params: bool = False,
-    converged: bool = False,
+    **knobs: Unpack[SweepKnobs],
 ) -> pd.DataFrame:
     """Run ``script`` once per grid point (or sample) as a Prefect flow; return the frame.
 
     The frame is indexed by ``(run_id, time)`` with the report's columns and
-    ``__status``; ``params=True`` adds one column per swept field. The sweep
-    directory ``out`` keeps ``manifest.jsonl``, ``run-<id>/`` Parquet files and,
-    with ``archive`` (the default), ``sweep_bundle.zip``. Transient failures are
-    retried ``retries`` times, ``retry_delay`` seconds apart, doubling. ``dask``
-    runs the task runs on dask.distributed: ``"local"`` or a scheduler address.
-    If ``out`` already holds this same sweep (script and points), only the runs
-    that are not ok run again; a different sweep there is refused unless
-    ``overwrite``.
+    ``__status``. The sweep directory ``out`` keeps ``manifest.jsonl``,
+    ``run-<id>/`` Parquet files and, with ``archive`` (the default),
+    ``sweep_bundle.zip``. If ``out`` already holds this same sweep (script and
+    points), only the runs that are not ok run again; a different sweep there is
+    refused unless ``overwrite``. Every input is checked (against the engine too)
+    before Prefect starts. See :class:`SweepKnobs` for the keywords.
     """
     if (grid is None) == (samples is None):
-        from prefect_gmat.errors import SweepSpecError
-
         raise SweepSpecError(
             "pass exactly one of grid= (values per field) or samples= (one mapping per run).",
             field="grid",
@@ -72,52 +99,40 @@ def sweep(
         if grid is not None
         else SweepSpec.from_samples(script, samples or [])
     )
-    mode: Mode = "overwrite" if overwrite else "new"
-    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs, dask)
-    summary = _run(spec, out, mode, knobs)
-    return load_sweep(summary["out"], report=report, params=params, converged=converged)
+    return run_spec(spec, out, "overwrite" if overwrite else "new", knobs)
 
 
-def resume(
-    out: PathLike,
-    *,
-    workers: int | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    retry_delay: float | None = None,
-    gmat_root: PathLike | None = None,
-    archive: bool = True,
-    include_logs: bool = False,
-    dask: str | None = None,
-    report: str | None = None,
-    params: bool = False,
-    converged: bool = False,
-) -> pd.DataFrame:
+def resume(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
     """Finish an interrupted sweep from its manifest alone; finished runs are not redone."""
-    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs, dask)
-    summary = _run(None, out, "resume", knobs)
-    return load_sweep(summary["out"], report=report, params=params, converged=converged)
+    return run_spec(None, out, "resume", knobs)
 
 
-def retry_failed(
-    out: PathLike,
-    *,
-    workers: int | None = None,
-    timeout: float | None = None,
-    retries: int | None = None,
-    retry_delay: float | None = None,
-    gmat_root: PathLike | None = None,
-    archive: bool = True,
-    include_logs: bool = False,
-    dask: str | None = None,
-    report: str | None = None,
-    params: bool = False,
-    converged: bool = False,
-) -> pd.DataFrame:
+def retry_failed(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
     """Re-run only the runs whose last record is a failure."""
-    knobs = _Knobs(workers, timeout, retries, retry_delay, gmat_root, archive, include_logs, dask)
-    summary = _run(None, out, "retry_failed", knobs)
-    return load_sweep(summary["out"], report=report, params=params, converged=converged)
+    return run_spec(None, out, "retry_failed", knobs)
+
+
+def run_spec(
+    spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: SweepKnobs
+) -> pd.DataFrame:
+    """Run a checked spec (or the one in ``out``'s manifest) in ``mode``; return the frame.
+
+    The one way every entry point runs a sweep from Python.
+    """
+    unknown = set(knobs) - set(SweepKnobs.__annotations__)
+    if unknown:
+        raise SweepSpecError(
+            f"unknown keyword(s) {sorted(unknown)}; the knobs are "
+            f"{', '.join(SweepKnobs.__annotations__)}.",
+            field=sorted(unknown)[0],
+        )
+    summary = _run(spec, out, mode, knobs)
+    return load_sweep(
+        summary["out"],
+        report=knobs.get("report"),
+        params=knobs.get("params", False),
+        converged=knobs.get("converged", False),
+    )
 
 
 def load_sweep(
@@ -165,53 +180,61 @@ def _stop_on_signals(pool: PoolConfig) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-@dataclass(frozen=True, slots=True)
-class _Knobs:
-    workers: int | None
-    timeout: float | None
-    retries: int | None
-    retry_delay: float | None
-    gmat_root: PathLike | None
-    archive: bool
-    include_logs: bool
-    dask: str | None
+def _run(
+    spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: SweepKnobs
+) -> dict[str, Any]:
+    """Check everything, then run the flow; Prefect starts only once the checks pass.
 
-
-def _run(spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: _Knobs) -> dict[str, Any]:
-    from prefect_gmat.flows.sweep import resolve_options, sweep_flow
-
-    root = None if knobs.gmat_root is None else os.fspath(knobs.gmat_root)
+    The engines start first, and Prefect's temporary server (without
+    ``PREFECT_API_URL``) in the background, so both warm up while the sweep is
+    checked against the engine; a refused sweep stops them and writes nothing.
+    """
+    root = knobs.get("gmat_root")
+    root_path = None if root is None else os.fspath(root)
     script = None if spec is None else str(spec.script)
     options = resolve_options(
         None if out is None else os.fspath(out),
-        knobs.workers,
-        knobs.timeout,
-        knobs.retries,
-        root,
+        knobs.get("workers"),
+        knobs.get("timeout"),
+        knobs.get("retries"),
+        root_path,
         script,
-        knobs.retry_delay,
-        knobs.dask,
+        knobs.get("retry_delay"),
+        knobs.get("dask"),
+        knobs.get("points_per_task"),
     )
-    preflight(options.out, spec, mode)
-    if options.dask is None:
-        shared_pool(options.pool)  # engines warm up while Prefect starts
+    checked = preflight(options.out, spec, mode)
+    # Under dask the engines run in dask's workers; here one engine only checks the sweep.
+    local = options.pool if options.dask is None else replace(options.pool, workers=1)
+    server = EarlyServer()
     try:
-        with quiet_prefect(), _stop_on_signals(options.pool):
-            summary: dict[str, Any] = sweep_flow(
-                script=script,
-                grid=None if spec is None else spec.grid,
-                samples=None if spec is None else spec.samples,
-                out=str(options.out),
-                workers=options.pool.workers,
-                timeout=options.pool.timeout,
-                retries=options.retries,
-                retry_delay=options.retry_delay,
-                mode=mode,
-                gmat_root=root,
-                archive=knobs.archive,
-                include_logs=knobs.include_logs,
-                dask=options.dask,
-            )
+        check_against_engine(checked, shared_pool(local))
+        from prefect_gmat.flows.sweep import sweep_flow
+
+        parameters: dict[str, Any] = {
+            "script": script,
+            "grid": None if spec is None else spec.grid,
+            "samples": None if spec is None else spec.samples,
+            "out": str(options.out),
+            "workers": options.pool.workers,
+            "timeout": options.pool.timeout,
+            "retries": options.retries,
+            "retry_delay": options.retry_delay,
+            "mode": mode,
+            "gmat_root": root_path,
+            "archive": knobs.get("archive", True),
+            "include_logs": knobs.get("include_logs", False),
+            "dask": options.dask,
+            "points_per_task": options.points_per_task,
+        }
+        with (
+            server.use(),
+            quiet_prefect(),
+            _stop_on_signals(local),
+            terminal_progress(knobs.get("progress")),
+        ):
+            summary: dict[str, Any] = sweep_flow(**parameters)
     finally:
-        close_shared_pool(options.pool)
+        close_shared_pool(local)
+        server.stop()
     return summary

@@ -368,6 +368,12 @@ class Problem:
     log_excerpt: str | None = None
 
 
+#: What GMAT creates in every mission, so a script that creates nothing still lists them.
+_BUILT_IN_RESOURCES = frozenset(
+    {"EarthMJ2000Eq", "EarthMJ2000Ec", "EarthFixed", "EarthICRF", "SolarSystemBarycenter"}
+)
+
+
 def validate(job: ValidateJob) -> list[Problem]:
     """Load the script once and try every swept field and value on it; report what fails.
 
@@ -396,6 +402,14 @@ def validate(job: ValidateJob) -> list[Problem]:
     finally:
         log_path.unlink(missing_ok=True)
     resources = [n for group in mission.summary().resource_groups for n in group.names]
+    if not set(resources) - _BUILT_IN_RESOURCES:
+        return [
+            Problem(
+                "script",
+                f"{job.script_path} defines no resources; is it a GMAT script? Pass a "
+                ".script that creates the objects the sweep sets (Create Spacecraft Sat ...).",
+            )
+        ]
     problems: list[Problem] = []
     for field_path, values in job.values.items():
         resource = field_path.split(".", 1)[0]

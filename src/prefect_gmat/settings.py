@@ -63,6 +63,14 @@ class GmatSettings(BaseSettings):
         ),
     )
 
+    points_per_task: int | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            "Points one task run executes: 'auto' batches many short runs (one task run per "
+            "point otherwise); a number fixes it (1: one task run per point)."
+        ),
+    )
+
     dask_address: str | None = Field(
         default=None,
         description=(

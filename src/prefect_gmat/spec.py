@@ -305,4 +305,18 @@ def _script_path(script: str | os.PathLike[str]) -> Path:
             field="script",
             value=str(script),
         )
+    try:
+        empty = not path.read_bytes().strip()
+    except OSError as exc:
+        raise SweepSpecError(
+            f"script {path} cannot be read ({exc.strerror}); check its permissions.",
+            field="script",
+            value=str(script),
+        ) from None
+    if empty:
+        raise SweepSpecError(
+            f"{path.name} is empty; pass a GMAT .script with the mission to fly.",
+            field="script",
+            value=str(script),
+        )
     return path

@@ -7,13 +7,14 @@ the fix, in one :class:`~prefect_gmat.errors.SweepSpecError`.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from typing import Any
 
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.pool import WorkerPool
 from prefect_gmat.runner import ValidateJob
-from prefect_gmat.spec import SweepSpec
+from prefect_gmat.spec import SweepSpec, canonical_script_sha256
 
 __all__ = ["check_against_engine"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import math
 import queue
@@ -16,51 +17,36 @@ from typing import Any, Literal
 from prefect import flow, get_client, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect.tasks import exponential_backoff
 from prefect_dask.task_runners import DaskTaskRunner
 
+from prefect_gmat import progress
+from prefect_gmat.batching import BatchSizer
 from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
-from prefect_gmat.engine import Engine, resolve_engine
 from prefect_gmat.errors import ManifestError, SweepSpecError
 from prefect_gmat.events import emit_sweep_completed
-from prefect_gmat.flows.naming import default_sweep_dir
 from prefect_gmat.limits import engine_slots
 from prefect_gmat.manifest import outcome_record
 from prefect_gmat.observability import SweepProgress, publish_summary
-from prefect_gmat.pool import PoolConfig, close_shared_pool, has_shared_pool, shared_pool
+from prefect_gmat.options import SweepOptions, resolve_options
+from prefect_gmat.pool import close_shared_pool, has_shared_pool, shared_pool
 from prefect_gmat.runner import Outcome, RunJob, failed_outcome
-from prefect_gmat.settings import get_settings
 from prefect_gmat.spec import Point, SweepSpec
 from prefect_gmat.sweepdir import (
     RESULTS_DIR,
     Mode,
     SweepPlan,
     lock_sweep_dir,
-    outputs_intact,
     plan_sweep,
     preflight,
 )
 from prefect_gmat.tasks.archive import archive_sweep
 from prefect_gmat.tasks.manifest import record_outcomes
-from prefect_gmat.tasks.run import run_point
+from prefect_gmat.tasks.run import run_points
 from prefect_gmat.validation import check_against_engine
 
 __all__ = ["SweepOptions", "sweep_flow"]
 
 _FLUSH_SECONDS = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class SweepOptions:
-    """Resolved knobs for one sweep: arguments, else settings, else defaults."""
-
-    out: Path
-    engine: Engine
-    pool: PoolConfig
-    retries: int
-    retry_delay: float
-    max_in_flight: int
-    dask: str | None = None  # "local", or a scheduler address: run the tasks on dask
 
 
 def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
@@ -87,62 +73,6 @@ def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
             }
         )
     return DaskTaskRunner(address=options.dask)
-
-
-def resolve_options(
-    out: str | None,
-    workers: int | None,
-    timeout: float | None,
-    retries: int | None,
-    gmat_root: str | None,
-    script: str | None,
-    retry_delay: float | None = None,
-    dask: str | None = None,
-) -> SweepOptions:
-    """Fill every unset knob from :class:`~prefect_gmat.settings.GmatSettings`."""
-    _check_knobs(workers=workers, timeout=timeout, retries=retries, retry_delay=retry_delay)
-    settings = get_settings()
-    engine = resolve_engine(gmat_root or settings.gmat_root, prefer_pip=settings.engine == "pip")
-    n_workers = workers or settings.resolved_workers()
-    out_path = default_sweep_dir(settings.output_dir, script) if out is None else Path(out)
-    return SweepOptions(
-        out=out_path.expanduser().resolve(),
-        engine=engine,
-        pool=PoolConfig(
-            engine_root=str(engine.root),
-            workers=n_workers,
-            timeout=timeout if timeout is not None else settings.timeout,
-            recycle_after=settings.recycle_after,
-        ),
-        retries=retries if retries is not None else settings.retries,
-        retry_delay=retry_delay if retry_delay is not None else settings.retry_delay,
-        max_in_flight=settings.max_in_flight or 4 * n_workers,
-        dask=dask or settings.dask_address,
-    )
-
-
-def _check_knobs(**knobs: float | None) -> None:
-    limits = {
-        "workers": (1, "at least 1"),
-        "timeout": (1e-9, "positive"),
-        "retries": (0, "0 or more"),
-        "retry_delay": (0, "0 or more"),
-    }
-    for name, value in knobs.items():
-        low, words = limits[name]
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            raise SweepSpecError(
-                f"{name}={value!r} is not allowed; {name} must be {words} "
-                f"(or unset, for the PREFECT_GMAT_{name.upper()} setting).",
-                field=name,
-                value=value,
-            )
-        if name in ("workers", "retries") and not float(value).is_integer():
-            raise SweepSpecError(
-                f"{name}={value!r} must be a whole number.", field=name, value=value
-            )
 
 
 def _flow_run_name() -> str:
@@ -182,109 +112,137 @@ class _Tally:
             self.failures[outcome.run_id] = outcome.error or "failed"
 
 
-def _outcome_of(future: PrefectFuture[Outcome], job: RunJob) -> Outcome:
-    """The run's outcome, whether the task returned it or failed with it."""
+def _outcomes_of(future: PrefectFuture[list[Outcome]], jobs: list[RunJob]) -> list[Outcome]:
+    """The points' outcomes, whether the task returned them or failed with them."""
     result = future.result(raise_on_failure=False)
-    if isinstance(result, Outcome):
+    if isinstance(result, list) and all(isinstance(o, Outcome) for o in result):
         return result
-    carried = getattr(result, "outcome", None)
-    if isinstance(carried, Outcome):
+    carried = getattr(result, "outcomes", None)
+    if isinstance(carried, list):
         return carried
-    # The task machinery itself failed (not the run): record it as a failed run.
-    return failed_outcome(job, "internal", f"task failed: {result!r}", time.time())
+    # The task machinery itself failed (not the runs): record each point as failed.
+    return [failed_outcome(j, "internal", f"task failed: {result!r}", time.time()) for j in jobs]
 
 
-def _run_points(plan: SweepPlan, options: SweepOptions) -> _Tally:
-    """Submit one task per point, at most ``max_in_flight`` at once, recording as they finish."""
-    logger = get_run_logger()
-    storage = options.out / RESULTS_DIR
-    task = run_point.with_options(
-        retries=options.retries,
-        retry_delay_seconds=exponential_backoff(options.retry_delay),
-        retry_jitter_factor=0.5,
-        result_storage=storage,
-    )
-    refresh = task.with_options(refresh_cache=True)
-    script_sha = plan.header["script_sha256"]
-    done: queue.Queue[tuple[PrefectFuture[Outcome], RunJob, bool]] = queue.Queue()
-    tally = _Tally()
-    pending: list[Outcome] = []
-    last_flush = time.monotonic()
-    progress = SweepProgress(len(plan.spec), plan.done, options.out, logger)
+class _Dispatcher:
+    """Runs a plan's points as task runs and records every point's outcome as it comes back.
 
-    dask_stack = contextlib.ExitStack()
-    runner = dask_stack.enter_context(_dask_runner(options)) if options.dask else None
+    Steps: :meth:`fill` submits task runs (one point each, or a batch sized by
+    :class:`BatchSizer`) until ``max_in_flight`` are out; :meth:`collect` takes
+    one finished task run's outcomes; :meth:`record` tallies them and appends
+    them to the manifest in fsynced batches (:meth:`flush`, at most every
+    ``_FLUSH_SECONDS``), updating the UI's progress artifact and the terminal's
+    progress line. On any interruption what finished is still written.
+    """
 
-    def submit(point: Point, *, fresh: bool) -> None:
-        job = RunJob(
-            run_id=point.run_id,
-            script_path=str(plan.spec.script),
-            overrides=point.overrides,
-            run_dir=str(options.out / f"run-{point.run_id}"),
-            timeout=options.pool.timeout,
-        )
-        key = fingerprint(script_sha, options.engine.version, job)
-        chosen = refresh if fresh else task
-        future: PrefectFuture[Outcome]
-        if runner is None:
-            future = chosen.submit(job, options.pool, key)
+    def __init__(self, plan: SweepPlan, options: SweepOptions) -> None:
+        self.plan = plan
+        self.options = options
+        self.logger = get_run_logger()
+        self.tally = _Tally()
+        self.sizer = BatchSizer(options.points_per_task, len(plan.to_run), options.pool.workers)
+        self._points: Iterator[Point] = iter(plan.to_run)
+        self._remaining = len(plan.to_run)
+        self._done: queue.Queue[tuple[PrefectFuture[list[Outcome]], list[RunJob]]] = queue.Queue()
+        self._in_flight = 0
+        self._pending: list[Outcome] = []
+        self._last_flush = time.monotonic()
+        self._progress = SweepProgress(len(plan.spec), plan.done, options.out, self.logger)
+        self._stack = contextlib.ExitStack()
+        self._runner = self._stack.enter_context(_dask_runner(options)) if options.dask else None
+        self._task = run_points.with_options(retries=0)
+        self._script_sha = plan.header["script_sha256"]
+        self._results_dir = str(options.out / RESULTS_DIR)
+
+    def run(self) -> _Tally:
+        try:
+            while self.fill() or self._in_flight:
+                self.collect()
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, a crash): keep what finished. Written directly,
+            # not through the task, because Prefect itself may be shutting down.
+            with contextlib.suppress(ManifestError):  # the original error says more
+                self.plan.writer.append(outcome_record(o) for o in self._pending)
+            raise
+        finally:
+            self._stack.close()
+        self.flush()
+        return self.tally
+
+    def fill(self) -> bool:
+        """Submit task runs until enough are in flight; False once every point is out."""
+        while self._in_flight < self.options.max_in_flight:
+            size = self.sizer.next_size(self._remaining)
+            points = list(itertools.islice(self._points, size))
+            if not points:
+                return False
+            self._remaining -= len(points)
+            self.submit(points)
+        return True
+
+    def submit(self, points: list[Point]) -> None:
+        jobs = [
+            RunJob(
+                run_id=point.run_id,
+                script_path=str(self.plan.spec.script),
+                overrides=point.overrides,
+                run_dir=str(self.options.out / f"run-{point.run_id}"),
+                timeout=self.options.pool.timeout,
+            )
+            for point in points
+        ]
+        parameters: dict[str, Any] = {
+            "jobs": jobs,
+            "pool": self.options.pool,
+            "fingerprints": [
+                fingerprint(self._script_sha, self.options.engine.version, job) for job in jobs
+            ],
+            "retries": self.options.retries,
+            "retry_delay": self.options.retry_delay,
+            "results_dir": self._results_dir,
+        }
+        future: PrefectFuture[list[Outcome]]
+        if self._runner is None:
+            future = self._task.submit(**parameters)
         else:
-            future = runner.submit(chosen, {"job": job, "pool": options.pool, "fingerprint": key})
-        future.add_done_callback(lambda f: done.put((f, job, fresh)))
+            future = self._runner.submit(self._task, parameters)
+        future.add_done_callback(lambda f: self._done.put((f, jobs)))
+        self._in_flight += 1
 
-    def flush() -> None:
-        nonlocal last_flush
-        if pending:
-            record_outcomes(plan.writer, list(pending), len(pending))
-            pending.clear()
-            progress.update(plan.done + tally.ok + tally.failed)
-        last_flush = time.monotonic()
+    def collect(self) -> None:
+        """Wait for one task run (flushing while waiting) and record its points."""
+        try:
+            future, jobs = self._done.get(timeout=_FLUSH_SECONDS)
+        except queue.Empty:
+            self.flush()
+            return
+        self._in_flight -= 1
+        future.wait()
+        outcomes = _outcomes_of(future, jobs)
+        self.sizer.observe(outcomes)
+        self.record(outcomes)
 
-    points: Iterator[Point] = iter(plan.to_run)
-    in_flight = 0
-    exhausted = False
-    try:
-        while True:
-            while not exhausted and in_flight < options.max_in_flight:
-                point = next(points, None)
-                if point is None:
-                    exhausted = True
-                    break
-                submit(point, fresh=False)
-                in_flight += 1
-            if in_flight == 0:
-                break
-            try:
-                future, job, was_fresh = done.get(timeout=_FLUSH_SECONDS)
-            except queue.Empty:
-                flush()
-                continue
-            in_flight -= 1
-            future.wait()
-            outcome = _outcome_of(future, job)
-            cached = future.state.name == "Cached" and not was_fresh
-            if cached and not outputs_intact(outcome_record(outcome)):
-                logger.info("run %d: cached outputs are missing or changed; re-running", job.run_id)
-                submit(Point(job.run_id, dict(job.overrides)), fresh=True)
-                in_flight += 1
-                continue
-            tally.add(outcome)
+    def record(self, outcomes: list[Outcome]) -> None:
+        for outcome in outcomes:
+            self.tally.add(outcome)
             if not outcome.ok:
                 excerpt = f"\n{outcome.log_excerpt}" if outcome.log_excerpt else ""
-                logger.warning("run %d failed: %s%s", outcome.run_id, outcome.error, excerpt)
-            pending.append(outcome)
-            if time.monotonic() - last_flush >= _FLUSH_SECONDS:
-                flush()
-    except BaseException:
-        # Interrupted (Ctrl-C, SIGTERM, a crash): keep what finished. Written directly,
-        # not through the task, because Prefect itself may be shutting down.
-        with contextlib.suppress(ManifestError):  # the original error says more
-            plan.writer.append(outcome_record(o) for o in pending)
-        raise
-    finally:
-        dask_stack.close()
-    flush()
-    return tally
+                self.logger.warning("run %d failed: %s%s", outcome.run_id, outcome.error, excerpt)
+        self._pending.extend(outcomes)
+        progress.report(self._finished, len(self.plan.spec), self.tally.ok, self.tally.failed)
+        if time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
+            self.flush()
+
+    @property
+    def _finished(self) -> int:
+        return self.plan.done + self.tally.ok + self.tally.failed
+
+    def flush(self) -> None:
+        if self._pending:
+            record_outcomes(self.plan.writer, list(self._pending), len(self._pending))
+            self._pending.clear()
+            self._progress.update(self._finished)
+        self._last_flush = time.monotonic()
 
 
 @flow(name="gmat-sweep", flow_run_name=_flow_run_name, log_prints=False)
@@ -304,8 +262,9 @@ def sweep_flow(
     installation: str | None = None,
     sweep_spec: str | None = None,
     dask: str | None = None,
+    points_per_task: int | Literal["auto"] | None = None,
 ) -> dict[str, Any]:
-    """Fly one GMAT script over a grid (or explicit samples), one task run per point.
+    """Fly one GMAT script over a grid (or explicit samples) as task runs.
 
     ``mode`` is ``new`` (continues the same sweep if ``out`` holds it, so a retried
     flow run skips finished runs, and refuses a different one), ``overwrite``
@@ -316,13 +275,17 @@ def sweep_flow(
     ``sweep_spec`` names a GmatSweepSpec block that fills the parameters left unset.
     ``dask`` runs the task runs on dask.distributed: ``"local"`` (a local cluster of
     ``workers`` processes) or a scheduler address such as ``tcp://host:8786``.
+    ``points_per_task``: "auto" (default) runs one point per task run unless many
+    short runs make batching worth it; a number fixes the points per task run.
     """
     logger = get_run_logger()
     if installation is not None or sweep_spec is not None:
         given = SweepInputs(script, grid, samples, out, workers, timeout, gmat_root)
         filled = apply_blocks(given, installation=installation, sweep_spec=sweep_spec)
         script, grid, samples, out, workers, timeout, gmat_root = filled
-    options = resolve_options(out, workers, timeout, retries, gmat_root, script, retry_delay, dask)
+    options = resolve_options(
+        out, workers, timeout, retries, gmat_root, script, retry_delay, dask, points_per_task
+    )
     # Under dask the engines run in dask's workers; here one engine only validates.
     local_pool = options.pool if options.dask is None else replace(options.pool, workers=1)
     spec = _spec_from_parameters(script, grid, samples, mode)
@@ -348,7 +311,7 @@ def sweep_flow(
                 options.engine.version,
                 options.engine.source,
             )
-            tally = _run_points(plan, options)
+            tally = _Dispatcher(plan, options).run()
     finally:
         with held:  # released even if stopping the engines fails
             if started_pool:

@@ -1,38 +1,43 @@
-"""The per-point task: one Prefect task run per GMAT run, done by a warm worker."""
+"""The run task: one Prefect task run for one point, or for a batch of short ones.
+
+Each point keeps its own cache entry: its outcome is persisted under its own
+fingerprint in the sweep's result storage, so a rerun skips a finished point
+whatever batch it falls in (and whatever batch ran it before), unless its
+outputs are gone or changed. Each point is its own retry unit (see
+:func:`prefect_gmat.batching.run_with_retries`), so the task run itself is not
+retried by Prefect.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-from prefect import Task, task
-from prefect.client.schemas.objects import State, TaskRun
-from prefect.context import TaskRunContext
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.filesystems import LocalFileSystem
+from prefect.results import ResultStore
 from prefect.runtime import task_run as current_task_run
+from prefect.serializers import PickleSerializer
 
+from prefect_gmat.batching import batch_name, run_with_retries
 from prefect_gmat.engine import resolve_engine
 from prefect_gmat.errors import RunError
+from prefect_gmat.manifest import outcome_record
 from prefect_gmat.pool import PoolConfig, shared_pool
 from prefect_gmat.runner import Outcome, RunJob
+from prefect_gmat.sweepdir import outputs_intact
 
-__all__ = ["RunFailed", "run_point"]
+__all__ = ["PointsFailed", "run_points"]
 
-
-class RunFailed(RunError):
-    """A run's failure as a task exception; ``outcome`` is the record for the manifest."""
-
-    outcome: Outcome
+logger = logging.getLogger(__name__)
 
 
-def _is_transient(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
-    """Retry a worker death, a timeout or an I/O error; never a deterministic failure."""
-    error = state.data
-    return isinstance(error, RunFailed) and bool(error.outcome.transient)
+class PointsFailed(RunError):
+    """Some points of a task run failed; ``outcomes`` has every point's record."""
 
-
-def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    return str(parameters["fingerprint"])
+    outcomes: list[Outcome]
 
 
 def _pool_here(pool: PoolConfig) -> PoolConfig:
@@ -53,27 +58,73 @@ def _pool_here(pool: PoolConfig) -> PoolConfig:
     return replace(pool, engine_root=root, workers=max(1, int(worker.state.nthreads)))
 
 
-@task(
-    name="run-point",
-    task_run_name="run-{job.run_id}",
-    retry_condition_fn=_is_transient,
-    cache_key_fn=_cache_key,
-    persist_result=True,
-    result_serializer="pickle",
-)
-def run_point(job: RunJob, pool: PoolConfig, fingerprint: str) -> Outcome:
-    """Run one grid point; raise :class:`RunFailed` (carrying its outcome) if it failed.
+def _task_run_name() -> str:
+    jobs: list[RunJob] = current_task_run.parameters["jobs"]
+    return batch_name([job.run_id for job in jobs])
 
-    ``fingerprint`` (script SHA-256, overrides, engine version, run directory) is
-    the cache key: a rerun of the same sweep returns the persisted outcome.
-    """
-    outcome = shared_pool(_pool_here(pool)).run(job).with_attempts(current_task_run.run_count or 1)
-    if not outcome.ok:
-        raise RunFailed(
-            f"run {job.run_id} failed: {outcome.error}",
-            run_id=job.run_id,
-            cause=outcome.error,
-            log_excerpt=outcome.log_excerpt,
-            outcome=outcome,
-        )
+
+def _store(results_dir: str | None) -> ResultStore | None:
+    """The per-point cache in the sweep's results directory (None where it is not reachable)."""
+    if results_dir is None or not Path(results_dir).parent.is_dir():
+        return None
+    return ResultStore(
+        result_storage=LocalFileSystem(basepath=results_dir), serializer=PickleSerializer()
+    )
+
+
+def _cached(store: ResultStore | None, key: str) -> Outcome | None:
+    """A point's persisted outcome, if it is there and its outputs are intact."""
+    if store is None:
+        return None
+    try:
+        if not store.exists(key):
+            return None
+        outcome = store.read(key).result
+    except Exception:  # an unreadable entry is a miss, never a failure
+        return None
+    if not isinstance(outcome, Outcome) or not outputs_intact(outcome_record(outcome)):
+        return None
     return outcome
+
+
+@task(name="run-points", task_run_name=_task_run_name, cache_policy=NO_CACHE, persist_result=False)
+def run_points(
+    jobs: list[RunJob],
+    pool: PoolConfig,
+    fingerprints: list[str],
+    retries: int = 0,
+    retry_delay: float = 1.0,
+    results_dir: str | None = None,
+) -> list[Outcome]:
+    """Run ``jobs`` on this process's warm engines, in order; skip points already done.
+
+    ``fingerprints`` (script SHA-256, overrides, engine version, run directory)
+    are the points' cache keys. Raises :class:`PointsFailed` naming the failed
+    points (the task run's state message) and carrying every point's outcome.
+    """
+    store = _store(results_dir)
+    keys = dict(zip((job.run_id for job in jobs), fingerprints, strict=True))
+    done = {job.run_id: o for job in jobs if (o := _cached(store, keys[job.run_id])) is not None}
+    todo = [job for job in jobs if job.run_id not in done]
+    if todo:
+        engines = shared_pool(_pool_here(pool))
+        for outcome in run_with_retries(engines.run_batch, todo, retries, retry_delay):
+            done[outcome.run_id] = outcome
+            if outcome.ok and store is not None:
+                try:
+                    store.write(outcome, key=keys[outcome.run_id])
+                except Exception as exc:  # the manifest is the record; the cache a shortcut
+                    logger.warning("run %d: outcome not cached (%s)", outcome.run_id, exc)
+    outcomes = [done[job.run_id] for job in jobs]
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        causes = "; ".join(f"run {o.run_id}: {o.error}" for o in failed[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        raise PointsFailed(
+            f"{len(failed)} of {len(outcomes)} runs failed: {causes}{more}",
+            run_id=failed[0].run_id,
+            cause=failed[0].error,
+            log_excerpt=failed[0].log_excerpt,
+            outcomes=outcomes,
+        )
+    return outcomes

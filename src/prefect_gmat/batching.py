@@ -1,0 +1,116 @@
+"""Points per task run, and how one task run's points run with a retry each.
+
+No Prefect here. A Prefect task run costs about 45 ms of CPU (client and
+server), as much as a short GMAT run, and on a machine whose cores the engines
+keep busy that CPU is taken from the engines. So with ``points_per_task="auto"``
+:class:`BatchSizer` keeps one task run per point where that cost is small (a
+small sweep, or runs of a second or more) and otherwise gives a task run
+enough points to last about :data:`TARGET_TASK_SECONDS`, from the run times
+measured so far, while keeping at least two task runs per engine ahead so no
+engine waits at the end. Inside a task run each point is still its own run,
+record and retry unit: :func:`run_with_retries` retries a point that failed
+transiently (timeout, crashed worker, I/O), never the points beside it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Literal
+
+from prefect_gmat.runner import Outcome, RunJob
+
+__all__ = [
+    "PER_TASK_RUN_CPU_SECONDS",
+    "TARGET_TASK_SECONDS",
+    "BatchSizer",
+    "batch_name",
+    "retry_delay_seconds",
+    "run_with_retries",
+]
+
+#: CPU one Prefect task run costs here, client and server together (measured).
+PER_TASK_RUN_CPU_SECONDS = 0.045
+#: How long a batched task run should take.
+TARGET_TASK_SECONDS = 1.5
+#: Below this total cost of one task run per point, a sweep is not worth batching.
+_NEGLIGIBLE_SECONDS = 1.0
+#: Runs this long make one task run per point cost under 5%.
+_LONG_RUN_SECONDS = 20 * PER_TASK_RUN_CPU_SECONDS
+_RECENT = 50  # run times the median is taken over
+
+
+class BatchSizer:
+    """How many points the next task run takes: fixed, or from measured run times."""
+
+    def __init__(self, setting: int | Literal["auto"], total: int, engines: int) -> None:
+        self.setting = setting
+        self.total = total
+        self.engines = max(1, engines)
+        self._durations: list[float] = []
+
+    def observe(self, outcomes: Iterable[Outcome]) -> None:
+        """Learn from finished runs (their own duration, not the task run's)."""
+        self._durations.extend(o.duration_s for o in outcomes if o.ok)
+        del self._durations[:-_RECENT]
+
+    @property
+    def typical_run_seconds(self) -> float | None:
+        return statistics.median(self._durations) if self._durations else None
+
+    def next_size(self, remaining: int) -> int:
+        if remaining <= 0:
+            return 0
+        if self.setting != "auto":
+            return min(int(self.setting), remaining)
+        if self.total * PER_TASK_RUN_CPU_SECONDS <= _NEGLIGIBLE_SECONDS:
+            return 1  # a small sweep keeps one task run per point
+        run_seconds = self.typical_run_seconds
+        if run_seconds is None or len(self._durations) < self.engines:
+            return 1  # measure first
+        if run_seconds >= _LONG_RUN_SECONDS:
+            return 1
+        size = math.ceil(TARGET_TASK_SECONDS / max(run_seconds, 1e-3))
+        return max(1, min(size, remaining // (2 * self.engines)))
+
+
+def batch_name(run_ids: Sequence[int]) -> str:
+    """``run-7`` for one point, ``runs-40-59`` for a batch (first and last run id)."""
+    if len(run_ids) == 1:
+        return f"run-{run_ids[0]}"
+    return f"runs-{min(run_ids)}-{max(run_ids)}"
+
+
+def retry_delay_seconds(first: float, retry: int) -> float:
+    """Delay before retry ``retry`` (1-based): ``first`` doubling, jittered by +-50%."""
+    return float(first * 2 ** (retry - 1) * random.uniform(0.5, 1.5))
+
+
+def run_with_retries(
+    run_batch: Callable[[Sequence[RunJob]], Iterable[Outcome]],
+    jobs: Sequence[RunJob],
+    retries: int,
+    retry_delay: float,
+) -> Iterator[Outcome]:
+    """Run ``jobs`` through ``run_batch``; retry each transient failure alone, ``retries`` times.
+
+    Yields each job's final outcome (``attempts`` set) as soon as it is final, so
+    a caller can keep it before the rest of the batch is done.
+    """
+    todo = list(jobs)
+    for attempt in range(1, retries + 2):
+        if attempt > 1:
+            time.sleep(retry_delay_seconds(retry_delay, attempt - 1))
+        by_id = {job.run_id: job for job in todo}
+        again: list[RunJob] = []
+        for outcome in run_batch(todo):
+            if not outcome.ok and outcome.transient and attempt <= retries:
+                again.append(by_id[outcome.run_id])
+            else:
+                yield outcome.with_attempts(attempt)
+        todo = again
+        if not todo:
+            return

@@ -1,0 +1,144 @@
+"""Start Prefect's temporary server early, while the engines warm up and the sweep is checked.
+
+Without ``PREFECT_API_URL`` Prefect starts a temporary server when a flow first
+talks to it: it imports the server application into the calling process (about
+5 s of CPU here) and starts a uvicorn subprocess, all before the flow's first
+task. :class:`EarlyServer` starts that same subprocess (the command and
+environment of Prefect's own ``SubprocessASGIServer``, the same database under
+``PREFECT_HOME``) in the background as soon as a sweep is called, and points
+this process at it for the sweep, so the server's start-up overlaps the
+up-front checks and the engine warm-up, and this process never imports the
+server. With ``PREFECT_API_URL`` set, or the ephemeral server disabled, it does
+nothing. A sweep refused by the checks stops the server it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect_gmat.deployments.local import free_port
+
+__all__ = ["EarlyServer"]
+
+_HEALTH_TIMEOUT = 120.0
+
+
+class EarlyServer:
+    """A temporary Prefect server started in the background; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.api_url: str | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._start, name="prefect-server-start", daemon=True
+        )
+        self._stopped = threading.Event()
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+            if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+                return  # a real server (or none allowed): Prefect's own behaviour
+            import prefect
+
+            port = free_port()
+            if self._stopped.is_set():
+                return
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--app-dir",
+                    str(prefect.__module_path__.parent),
+                    "--factory",
+                    "prefect.server.api.server:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "error",
+                    "--lifespan",
+                    "on",
+                ],
+                env={
+                    **os.environ,
+                    "PREFECT_UI_ENABLED": "0",
+                    "PREFECT__SERVER_EPHEMERAL": "1",
+                    "PREFECT__SERVER_FINAL": "1",
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": os.environ.get(
+                        "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
+                    ),
+                },
+                stdin=subprocess.DEVNULL,
+            )
+            url = f"http://127.0.0.1:{port}/api"
+            deadline = time.monotonic() + _HEALTH_TIMEOUT
+            while time.monotonic() < deadline and not self._stopped.is_set():
+                if self._process.poll() is not None:
+                    raise RuntimeError(
+                        f"the temporary Prefect server exited with {self._process.returncode}"
+                    )
+                with (
+                    contextlib.suppress(OSError),
+                    urllib.request.urlopen(f"{url}/health", timeout=2) as reply,
+                ):
+                    if reply.status == 200:
+                        self.api_url = url
+                        return
+                self._stopped.wait(0.1)
+            if self._stopped.is_set():
+                self._terminate()
+                return
+            raise TimeoutError(
+                f"the temporary Prefect server was not healthy within {_HEALTH_TIMEOUT:.0f} s"
+            )
+        except BaseException as exc:  # Prefect then starts its own, and says why it cannot
+            self._error = exc
+            self._terminate()
+
+    @contextmanager
+    def use(self) -> Iterator[None]:
+        """Wait for the server, and point this process's Prefect at it for the block."""
+        self._thread.join()
+        if self.api_url is None:
+            yield  # Prefect's own behaviour (its own temporary server, or the configured one)
+            return
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: self.api_url}):
+            try:
+                yield
+            finally:  # deliver the flow's last logs and events before the server stops
+                APILogWorker.drain_all(timeout=5)
+                EventsWorker.drain_all(timeout=5)
+
+    def stop(self) -> None:
+        """Stop the server if this object started one; never waits for a start under way."""
+        self._stopped.set()
+        self._terminate()
+
+    def _terminate(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,157 @@
+"""What a new user meets first, run the way they run it.
+
+A plain script without a ``__main__`` guard (as a file, with ``-c``, from stdin),
+a worker that cannot start saying why, bad input refused by the CLI with one
+line and nothing written, and the live progress line in a real pseudo-terminal
+(absent when stderr is redirected).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+
+from prefect_gmat.engine import resolve_engine
+from prefect_gmat.errors import EngineNotFoundError
+from prefect_gmat.pool import WorkerPool
+from tests.conftest import DEMO_SCRIPT
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _env() -> dict[str, str]:
+    """This session's server, so each child skips Prefect's temporary server start-up."""
+    return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+def _tour(out: Path, marker: Path) -> str:
+    """The README's first lines as a user saves them: no ``if __name__ == "__main__":``."""
+    return textwrap.dedent(
+        f"""
+        from prefect_gmat import sweep
+        with open({str(marker)!r}, "a") as seen:
+            seen.write("top level ran\\n")
+        df = sweep({str(DEMO_SCRIPT)!r}, grid={{"Sat.SMA": [7000, 7100, 7200]}},
+                   out={str(out)!r}, workers=2)
+        print(df["__status"].value_counts().to_dict())
+        """
+    )
+
+
+@pytest.mark.parametrize("how", ["file", "-c", "stdin"])
+def test_an_unguarded_script_runs_once_and_sweeps(tmp_path: Path, how: str) -> None:
+    out, marker = tmp_path / "leo", tmp_path / "marker.txt"
+    code = _tour(out, marker)
+    if how == "file":
+        script = tmp_path / "my_sweep.py"
+        script.write_text(code)
+        args, stdin = [sys.executable, str(script)], None
+    elif how == "-c":
+        args, stdin = [sys.executable, "-c", code], None
+    else:  # a __main__ with no file, as in a REPL or a notebook
+        args, stdin = [sys.executable, "-"], code
+    done = subprocess.run(
+        args,
+        input=stdin,
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "{'ok': 9}" in done.stdout
+    assert marker.read_text() == "top level ran\n", "a worker re-ran the user's script"
+    assert (out / "sweep_bundle.zip").is_file()
+
+
+def test_a_worker_that_cannot_start_shows_its_own_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure before the engine (here Python itself cannot start) is shown, not 'reinstall'."""
+    monkeypatch.setenv("PYTHONHOME", str(tmp_path / "no-python-here"))
+    with (
+        pytest.raises(EngineNotFoundError) as caught,
+        WorkerPool(resolve_engine().root, 1) as pool,
+    ):
+        pool.warm_up()
+    message = str(caught.value)
+    assert "Fatal Python error" in message  # the worker's own stderr
+    assert "before starting the engine" in message
+    assert "reinstall" not in message
+
+
+def test_an_engine_that_cannot_start_says_to_check_the_install(tmp_path: Path) -> None:
+    fake = tmp_path / "not-gmat"
+    fake.mkdir()
+    with pytest.raises(EngineNotFoundError) as caught, WorkerPool(fake, 1) as pool:
+        pool.warm_up()
+    message = str(caught.value)
+    assert "could not start the engine" in message
+    assert "GMAT_ROOT" in message and "reinstall" in message
+
+
+def _cli(*args: str, cwd: Path, tty: bool = False) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "prefect_gmat.cli", *args]
+    if tty:  # a real pseudo-terminal, as a user's shell gives it
+        command = ["script", "-qefc", " ".join(command), "/dev/null"]
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        env={**_env(), "COLUMNS": "160", "TERM": "xterm"},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "option", "expected"),
+    [
+        (None, "Sat.SMAA=7000:7200:100", "Did you mean 'Sat.SMA'?"),
+        (None, "Sat.DateFormat=Bogus", "is not an allowed value"),
+        ("", "Sat.SMA=7000", "empty.script is empty"),
+        ("% only a comment\n", "Sat.SMA=7000", "defines no resources"),
+        ("Create Spacecraft Sat\nSat.SMA = \n", "Sat.SMA=7000", "GMAT cannot load"),
+    ],
+)
+def test_the_cli_refuses_bad_input_with_one_message(
+    tmp_path: Path, content: str | None, option: str, expected: str
+) -> None:
+    script = DEMO_SCRIPT
+    if content is not None:
+        script = tmp_path / "empty.script"
+        script.write_text(content)
+    out = tmp_path / "out"
+    done = _cli("run", str(script), "-g", option, "-o", str(out), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("prefect-gmat: error: "), done.stderr
+    assert expected in done.stderr
+    assert "Traceback" not in done.stderr and "Encountered exception" not in done.stderr
+    assert not out.exists(), "a refused sweep wrote its directory"
+
+
+def test_the_progress_line_reaches_n_of_n_in_a_terminal(tmp_path: Path) -> None:
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` is needed for a pseudo-terminal")
+    done = _cli(
+        "run", str(DEMO_SCRIPT), "-g", "Sat.SMA=7000:7900:100", "-o", "leo", cwd=tmp_path, tty=True
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "10/10 runs" in done.stdout  # script(1) puts the terminal's output on stdout
+    assert "10 ok" in done.stdout and "runs/s" in done.stdout
+
+
+def test_no_progress_line_when_stderr_is_redirected(tmp_path: Path) -> None:
+    done = _cli("run", str(DEMO_SCRIPT), "-g", "Sat.SMA=7000:7200:100", "-o", "leo", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "runs/s" not in done.stderr and "3/3 runs" not in done.stderr
+    assert "\x1b[" not in done.stderr  # no cursor control in a log file
