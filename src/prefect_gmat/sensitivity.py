@@ -68,7 +68,7 @@ def sobol_sample(
     """A Saltelli design: ``n * (2D + 2)`` rows (``n * (D + 2)`` without second order).
 
     One column per field, sorted, one row per run; run it with
-    ``sweep(script, samples=design.to_dict("records"), out=...)``. The same
+    ``sweep(script, samples=design, out=...)``. The same
     arguments (and ``seed``) give the same rows, equal to gmat-sweep's.
     """
     fields = _fields(perturb, "sobol_sample")
