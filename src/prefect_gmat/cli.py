@@ -15,12 +15,15 @@ import time
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
 from prefect_gmat.errors import PrefectGmatError, SweepSpecError
 from prefect_gmat.sweepdir import BUNDLE_NAME
+
+if TYPE_CHECKING:
+    from prefect_gmat.api import SweepKnobs
 
 __all__ = ["demo_script", "main", "parse_grid_option"]
 
@@ -74,6 +77,42 @@ def _print_frame(df: pd.DataFrame) -> None:
     print(f"\nshape {df.shape}; status counts: {df['__status'].value_counts().to_dict()}")
 
 
+def knob_values(args: argparse.Namespace) -> SweepKnobs:
+    """The shared knobs (see :func:`add_knobs`) as keywords for any API entry point."""
+    return {
+        "workers": args.workers,
+        "timeout": args.timeout,
+        "retries": args.retries,
+        "points_per_task": args.points_per_task,
+        "progress": False if args.no_progress else None,
+    }
+
+
+def _points_per_task(text: str) -> int | Literal["auto"]:
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a whole number") from None
+
+
+def add_knobs(parser: argparse.ArgumentParser) -> None:
+    """The options every command that runs points takes."""
+    parser.add_argument("--workers", type=int, help="engine processes (default: cores)")
+    parser.add_argument("--timeout", type=float, help="seconds per run before it is killed")
+    parser.add_argument("--retries", type=int, help="retries of transient failures")
+    parser.add_argument(
+        "--points-per-task",
+        type=_points_per_task,
+        metavar="N|auto",
+        help="points per Prefect task run (default auto: batch many short runs)",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no live progress line on the terminal"
+    )
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from prefect_gmat.api import sweep
 
@@ -83,17 +122,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         grid = dict(parse_grid_option(g) for g in args.grid or [])
     if not grid:
         raise SweepSpecError("no grid given; pass -g FIELD=VALUES at least once.", field="grid")
-    df = sweep(
-        args.script,
-        grid=grid,
-        out=args.out,
-        workers=args.workers,
-        timeout=args.timeout,
-        retries=args.retries,
-        overwrite=args.overwrite,
-        params=args.params,
-        dask=args.dask,
-    )
+    knobs = knob_values(args)
+    knobs["params"] = args.params
+    knobs["dask"] = args.dask
+    df = sweep(args.script, grid=grid, out=args.out, overwrite=args.overwrite, **knobs)
     _print_frame(df)
     return 0 if (df["__status"] == "ok").all() else 1
 
@@ -102,7 +134,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from prefect_gmat.api import resume, retry_failed
 
     action = retry_failed if args.command == "retry-failed" else resume
-    df = action(args.out, workers=args.workers, timeout=args.timeout, retries=args.retries)
+    df = action(args.out, **knob_values(args))
     _print_frame(df)
     return 0 if (df["__status"] == "ok").all() else 1
 
@@ -130,7 +162,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     out = Path(args.out).resolve()
-    df = sweep(demo_script(), grid=DEMO_GRID, out=out, workers=args.workers, overwrite=True)
+    df = sweep(demo_script(), grid=DEMO_GRID, out=out, overwrite=True, **knob_values(args))
     elapsed = time.monotonic() - started
     _print_frame(df)
     print(f"\nsweep directory: {out}")
@@ -181,11 +213,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prefect-gmat", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def knobs(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--workers", type=int, help="engine processes (default: cores)")
-        p.add_argument("--timeout", type=float, help="seconds per run before it is killed")
-        p.add_argument("--retries", type=int, help="retries of transient failures")
-
     run = sub.add_parser("run", help="run a sweep")
     run.add_argument("script", help="the GMAT .script to fly")
     run.add_argument("-g", "--grid", action="append", metavar="FIELD=VALUES")
@@ -194,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
     run.add_argument("--params", action="store_true", help="add swept fields as columns")
     run.add_argument("--dask", help="run on dask: 'local' or a scheduler address")
-    knobs(run)
+    add_knobs(run)
     run.set_defaults(func=_cmd_run)
 
     for name, text in (
@@ -203,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("out", help="sweep directory")
-        knobs(p)
+        add_knobs(p)
         p.set_defaults(func=_cmd_resume)
 
     show = sub.add_parser("show", help="summarise a sweep directory")
@@ -212,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="sweep the walkthrough grid over the bundled LEO script")
     demo.add_argument("--out", default="demo-out", help="sweep directory (replaced each time)")
-    demo.add_argument("--workers", type=int)
+    add_knobs(demo)
     demo.set_defaults(func=_cmd_demo)
 
     pack = sub.add_parser("archive", help="pack a sweep directory into a verified zip bundle")
