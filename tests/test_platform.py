@@ -47,6 +47,7 @@ from prefect_gmat.deployments import (
     SWEEP_DEPLOYMENT,
     SWEEP_FLOW,
 )
+from prefect_gmat.deployments.image import DOCKER_POOL
 from prefect_gmat.deployments.local import LocalServer, prefect_command
 from prefect_gmat.events import SCRIPT_UPDATED, SWEEP_COMPLETED
 from prefect_gmat.flows.followers import VERIFIED_KEY
@@ -96,6 +97,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         timings["server healthy"] = server.startup_seconds
         prefect = prefect_command()
         server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
+        # prefect.yaml's sweep-docker needs its pool to deploy (tests/test_docker.py runs it).
+        server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
         server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "2"])
         server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
         started = time.monotonic()
@@ -329,3 +332,19 @@ def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(platform: Pla
     assert executions(out) == {0: 1, 1: 2, 2: 1}
     assert sorted(read_manifest(out).ok_ids()) == [0, 1, 2]
     verify_bundle(out / BUNDLE_NAME)
+
+
+def test_a_refused_sweep_fails_its_flow_run_once_with_the_reason(platform: Platform) -> None:
+    """The up-front checks inside a deployment's flow run: Failed once, the fix in its message."""
+    out = platform.root / "refused"
+    with platform.client() as client:
+        deployment = client.read_deployment_by_name(f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}")
+        run_id = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={"script": str(DEMO_SCRIPT), "grid": {"Sat.SMAA": [7000]}, "out": str(out)},
+        ).id
+        run = _wait_for("the refused sweep", lambda: _finished(client, run_id), platform)
+    assert run.state is not None and run.state.is_failed(), run.state
+    assert "Did you mean 'Sat.SMA'?" in (run.state.message or "")
+    assert run.run_count == 1
+    assert not out.exists(), "a refused sweep wrote its directory"
