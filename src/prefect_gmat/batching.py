@@ -24,6 +24,7 @@ from typing import Literal
 from prefect_gmat.runner import Outcome, RunJob
 
 __all__ = [
+    "PER_DASK_TASK_RUN_SECONDS",
     "PER_TASK_RUN_CPU_SECONDS",
     "TARGET_TASK_SECONDS",
     "BatchSizer",
@@ -34,22 +35,29 @@ __all__ = [
 
 #: CPU one Prefect task run costs here, client and server together (measured).
 PER_TASK_RUN_CPU_SECONDS = 0.045
+#: What one costs under prefect-dask, where Prefect's task engine runs in the dask worker.
+PER_DASK_TASK_RUN_SECONDS = 0.1
 #: How long a batched task run should take.
 TARGET_TASK_SECONDS = 1.5
 #: Below this total cost of one task run per point, a sweep is not worth batching.
 _NEGLIGIBLE_SECONDS = 1.0
-#: Runs this long make one task run per point cost under 5%.
-_LONG_RUN_SECONDS = 20 * PER_TASK_RUN_CPU_SECONDS
 _RECENT = 50  # run times the median is taken over
 
 
 class BatchSizer:
     """How many points the next task run takes: fixed, or from measured run times."""
 
-    def __init__(self, setting: int | Literal["auto"], total: int, engines: int) -> None:
+    def __init__(
+        self,
+        setting: int | Literal["auto"],
+        total: int,
+        engines: int,
+        task_cost: float = PER_TASK_RUN_CPU_SECONDS,
+    ) -> None:
         self.setting = setting
         self.total = total
         self.engines = max(1, engines)
+        self.task_cost = task_cost
         self._durations: list[float] = []
 
     def observe(self, outcomes: Iterable[Outcome]) -> None:
@@ -66,13 +74,13 @@ class BatchSizer:
             return 0
         if self.setting != "auto":
             return min(int(self.setting), remaining)
-        if self.total * PER_TASK_RUN_CPU_SECONDS <= _NEGLIGIBLE_SECONDS:
+        if self.total * self.task_cost <= _NEGLIGIBLE_SECONDS:
             return 1  # a small sweep keeps one task run per point
         run_seconds = self.typical_run_seconds
         if run_seconds is None or len(self._durations) < self.engines:
             return 1  # measure first
-        if run_seconds >= _LONG_RUN_SECONDS:
-            return 1
+        if run_seconds >= 20 * self.task_cost:
+            return 1  # one task run per point costs under 5%
         size = math.ceil(TARGET_TASK_SECONDS / max(run_seconds, 1e-3))
         return max(1, min(size, remaining // (2 * self.engines)))
 

@@ -89,6 +89,9 @@ class Outcome:
     attempts: int = 1
     extra_outputs: dict[str, str] = field(default_factory=dict)
     postprocess_status: PostprocessStatus = "none"
+    #: Files on their way to the sweep directory from a machine that cannot write it
+    #: (path there -> content); see :mod:`prefect_gmat.carry`. Empty once landed.
+    carried: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:

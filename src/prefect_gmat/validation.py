@@ -35,12 +35,24 @@ def _distinct_values(spec: SweepSpec) -> dict[str, list[Any]]:
     return values
 
 
+#: Sweeps already checked in this process (script SHA-256 and values): the API checks
+#: before Prefect starts, and the flow it then runs need not load the script again.
+_passed: set[str] = set()
+
+
 def check_against_engine(spec: SweepSpec, pool: WorkerPool) -> None:
     """Raise :class:`SweepSpecError` listing every field or value the script will not take."""
     drawn = tuple(spec.design.perturb) if spec.design is not None else ()
-    job = ValidateJob(str(spec.script), _distinct_values(spec), tempfile.gettempdir(), drawn)
+    values = _distinct_values(spec)
+    key = json.dumps(
+        [str(spec.script), canonical_script_sha256(spec.script), values, drawn], default=repr
+    )
+    if key in _passed:
+        return
+    job = ValidateJob(str(spec.script), values, tempfile.gettempdir(), drawn)
     problems = pool.validate(job)
     if not problems:
+        _passed.add(key)
         return
     lines = [f"the sweep cannot run ({len(problems)} problem(s)); nothing was run or written:"]
     for problem in problems:

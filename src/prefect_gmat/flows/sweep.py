@@ -20,8 +20,13 @@ from prefect.runtime import flow_run
 from prefect_dask.task_runners import DaskTaskRunner
 
 from prefect_gmat import progress
-from prefect_gmat.batching import BatchSizer
+from prefect_gmat.batching import (
+    PER_DASK_TASK_RUN_SECONDS,
+    PER_TASK_RUN_CPU_SECONDS,
+    BatchSizer,
+)
 from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
+from prefect_gmat.carry import land
 from prefect_gmat.errors import ManifestError, SweepSpecError
 from prefect_gmat.events import emit_sweep_completed
 from prefect_gmat.limits import engine_slots
@@ -53,11 +58,9 @@ def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
     """A dask task runner: a local cluster of one-engine processes, or a running scheduler.
 
     Each dask worker process runs its own engine pool, one engine per thread
-    (see ``tasks.run``), so dask's worker processes must be allowed children.
+    (see ``tasks.run``); engines are plain subprocesses, so dask's daemonic
+    worker processes may start them as dask starts its workers.
     """
-    import dask
-
-    dask.config.set({"distributed.worker.daemon": False})
     if options.dask == "local":
         # Point the workers at this flow's API, so their task runs land in the same
         # server even in ephemeral mode (where each would otherwise start its own).
@@ -124,6 +127,16 @@ def _outcomes_of(future: PrefectFuture[list[Outcome]], jobs: list[RunJob]) -> li
     return [failed_outcome(j, "internal", f"task failed: {result!r}", time.time()) for j in jobs]
 
 
+def _engines(runner: DaskTaskRunner | None, options: SweepOptions) -> int:
+    """Engines the sweep runs on: the pool's, or one per thread of the dask cluster."""
+    if runner is None:
+        return options.pool.workers
+    try:
+        return max(1, sum(runner._client.nthreads().values()))
+    except Exception:  # an unknown cluster size only makes batches smaller
+        return options.pool.workers
+
+
 class _Dispatcher:
     """Runs a plan's points as task runs and records every point's outcome as it comes back.
 
@@ -140,7 +153,6 @@ class _Dispatcher:
         self.options = options
         self.logger = get_run_logger()
         self.tally = _Tally()
-        self.sizer = BatchSizer(options.points_per_task, len(plan.to_run), options.pool.workers)
         self._points: Iterator[Point] = iter(plan.to_run)
         self._remaining = len(plan.to_run)
         self._done: queue.Queue[tuple[PrefectFuture[list[Outcome]], list[RunJob]]] = queue.Queue()
@@ -150,6 +162,12 @@ class _Dispatcher:
         self._progress = SweepProgress(len(plan.spec), plan.done, options.out, self.logger)
         self._stack = contextlib.ExitStack()
         self._runner = self._stack.enter_context(_dask_runner(options)) if options.dask else None
+        self.sizer = BatchSizer(
+            options.points_per_task,
+            len(plan.to_run),
+            _engines(self._runner, options),
+            PER_DASK_TASK_RUN_SECONDS if options.dask else PER_TASK_RUN_CPU_SECONDS,
+        )
         self._task = run_points.with_options(retries=0)
         self._script_sha = plan.header["script_sha256"]
         self._results_dir = str(options.out / RESULTS_DIR)
@@ -218,7 +236,7 @@ class _Dispatcher:
             return
         self._in_flight -= 1
         future.wait()
-        outcomes = _outcomes_of(future, jobs)
+        outcomes = [land(o) for o in _outcomes_of(future, jobs)]
         self.sizer.observe(outcomes)
         self.record(outcomes)
 

@@ -22,6 +22,7 @@ from prefect.runtime import task_run as current_task_run
 from prefect.serializers import PickleSerializer
 
 from prefect_gmat.batching import batch_name, run_with_retries
+from prefect_gmat.carry import can_write, pack, remove_scratch, scratch_jobs
 from prefect_gmat.engine import resolve_engine
 from prefect_gmat.errors import RunError
 from prefect_gmat.manifest import outcome_record
@@ -65,7 +66,7 @@ def _task_run_name() -> str:
 
 def _store(results_dir: str | None) -> ResultStore | None:
     """The per-point cache in the sweep's results directory (None where it is not reachable)."""
-    if results_dir is None or not Path(results_dir).parent.is_dir():
+    if results_dir is None or not can_write(results_dir):
         return None
     return ResultStore(
         result_storage=LocalFileSystem(basepath=results_dir), serializer=PickleSerializer()
@@ -108,13 +109,24 @@ def run_points(
     todo = [job for job in jobs if job.run_id not in done]
     if todo:
         engines = shared_pool(_pool_here(pool))
-        for outcome in run_with_retries(engines.run_batch, todo, retries, retry_delay):
-            done[outcome.run_id] = outcome
-            if outcome.ok and store is not None:
-                try:
-                    store.write(outcome, key=keys[outcome.run_id])
-                except Exception as exc:  # the manifest is the record; the cache a shortcut
-                    logger.warning("run %d: outcome not cached (%s)", outcome.run_id, exc)
+        home = {job.run_id: job.run_dir for job in todo}
+        scratch = None
+        if not can_write(Path(todo[0].run_dir).parent):  # no shared storage: carry files back
+            todo, scratch = scratch_jobs(todo)
+        here = {job.run_id: job.run_dir for job in todo}
+        try:
+            for outcome in run_with_retries(engines.run_batch, todo, retries, retry_delay):
+                if scratch is not None:
+                    outcome = pack(outcome, here[outcome.run_id], home[outcome.run_id])
+                done[outcome.run_id] = outcome
+                if outcome.ok and store is not None:
+                    try:
+                        store.write(outcome, key=keys[outcome.run_id])
+                    except Exception as exc:  # the manifest is the record; the cache a shortcut
+                        logger.warning("run %d: outcome not cached (%s)", outcome.run_id, exc)
+        finally:
+            if scratch is not None:
+                remove_scratch(scratch)
     outcomes = [done[job.run_id] for job in jobs]
     failed = [o for o in outcomes if not o.ok]
     if failed:
