@@ -37,9 +37,12 @@ from typing import Self
 from prefect_gmat.engine import cache_dir
 
 __all__ = [
+    "DOCKER_DEPLOYMENT",
+    "DOCKER_POOL",
     "IMAGE",
     "LOCAL_BASE",
     "REGISTRY_BASE",
+    "SWEEPS_MOUNT",
     "BuildReport",
     "DockerDaemon",
     "DockerUnavailableError",
@@ -53,6 +56,11 @@ __all__ = [
 
 #: The image tag the docker deployment in ``prefect.yaml`` runs (the package's version).
 IMAGE = f"prefect-gmat:{importlib.metadata.version('prefect-gmat')}"
+#: The docker work pool and the deployment of the sweep flow on it (``prefect.yaml``).
+DOCKER_POOL = "gmat-docker"
+DOCKER_DEPLOYMENT = "sweep-docker"
+#: Where sweeps go in the container: the volume's mount point, the image's output base.
+SWEEPS_MOUNT = "/sweeps"
 #: The base image for machines that can pull from a registry.
 REGISTRY_BASE = "python:3.12-slim"
 #: The base image built here with debootstrap when no registry answers (Python 3.13).

@@ -1,0 +1,373 @@
+"""The docker work pool for real: dockerd, the image, a server, a docker worker, containers.
+
+The module starts a Docker daemon if none answers (installing docker.io as root
+if needed), builds the base and project images (docker keeps both between runs,
+and the downloaded wheels stay in the user cache), starts a Prefect server and
+``prefect worker start --type docker`` on 127.0.0.1, deploys ``prefect.yaml``'s
+``sweep-docker`` and runs it: sweeps are written by the container's non-root
+user into a host directory mounted at /sweeps. Everything started here is
+stopped here, the daemon only if this module started it. Without Docker the
+tests skip, except in CI (``CI`` set), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+import httpx
+import pytest
+import yaml  # type: ignore[import-untyped]
+from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.flows import load_flow_from_entrypoint
+from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import AwaitingRetry
+
+from prefect_gmat.blocks import GmatInstallation
+from prefect_gmat.bundle import BUNDLE_NAME, verify_bundle
+from prefect_gmat.deployments import ENGINE_LIMIT, SWEEP_FLOW
+from prefect_gmat.deployments.image import (
+    DOCKER_DEPLOYMENT,
+    DOCKER_POOL,
+    IMAGE,
+    SWEEPS_MOUNT,
+    BuildReport,
+    DockerDaemon,
+    DockerUnavailableError,
+    build_image,
+    docker,
+    image_user,
+)
+from prefect_gmat.deployments.local import LocalServer, prefect_command
+from prefect_gmat.flows.sweep import sweep_flow
+from prefect_gmat.manifest import read_manifest
+from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
+from prefect_gmat.tasks.archive import ARTIFACT_KEY
+from tests.conftest import DEMO_SCRIPT, REPO, SMA_GRID, executions
+
+# A cold machine installs docker.io, debootstraps Debian and downloads the wheels first.
+pytestmark = pytest.mark.timeout(1800)
+
+T = TypeVar("T")
+_RUN_TIMEOUT = 240.0
+_SCRIPT = f"{SWEEPS_MOUNT}/leo_short.script"  # the demo script, as the container sees it
+
+
+def _docker_deployment() -> dict[str, Any]:
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    [found] = [d for d in config["deployments"] if d["name"] == DOCKER_DEPLOYMENT]
+    return dict(found)
+
+
+def test_prefect_yaml_runs_the_sweep_flow_from_the_image() -> None:
+    """The docker deployment names this image, the volume, the host network and no pull step."""
+    spec = _docker_deployment()
+    assert load_flow_from_entrypoint(spec["entrypoint"]) is sweep_flow  # the installed module
+    assert spec["pull"] == []  # the code is in the image, not in a checkout
+    pool = spec["work_pool"]
+    variables = pool["job_variables"]
+    assert pool["name"] == DOCKER_POOL
+    assert variables["image"] == IMAGE
+    assert variables["network_mode"] == "host"
+    assert [v.split(":")[1] for v in variables["volumes"]] == [SWEEPS_MOUNT]
+    assert variables["env"]["PREFECT_GMAT_OUTPUT_DIR"] == SWEEPS_MOUNT
+
+
+@dataclass
+class DockerPlatform:
+    server: LocalServer
+    root: Path
+    sweeps: Path  # the host directory mounted at /sweeps
+    worker_log: Path
+    build: BuildReport
+    timings: dict[str, float]
+
+    @contextlib.contextmanager
+    def client(self) -> Iterator[SyncPrefectClient]:
+        with (
+            temporary_settings({PREFECT_API_URL: self.server.api_url}),
+            get_client(sync_client=True) as client,
+        ):
+            yield client
+
+    def volume(self) -> str:
+        """The job variable that mounts this test's host directory instead of prefect.yaml's."""
+        return json.dumps([f"{self.sweeps}:{SWEEPS_MOUNT}"])
+
+    def diagnostics(self) -> str:
+        log = self.worker_log.read_text(errors="replace") if self.worker_log.exists() else ""
+        return "worker log (tail):\n" + "\n".join(log.splitlines()[-80:])
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
+    """A Docker daemon: the running one, or one started (and stopped) here."""
+    started = DockerDaemon(log=tmp_path_factory.mktemp("dockerd") / "dockerd.log")
+    try:
+        started.ensure()
+    except DockerUnavailableError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs Docker and has none: {exc}", pytrace=False)
+        pytest.skip(f"no Docker daemon here and none could be started: {exc}")
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def platform(
+    daemon: DockerDaemon, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerPlatform]:
+    """The image, a server, the docker pool, engine limit, block, deployment and worker."""
+    root = tmp_path_factory.mktemp("docker")
+    timings: dict[str, float] = {}
+    if daemon.started is not None:
+        timings["dockerd start"] = daemon.startup_seconds
+    build = build_image(REPO)
+    timings.update({f"image: {k}": v for k, v in build.seconds.items()})
+    # The container's user writes the sweeps; the host directory must be theirs.
+    sweeps = root / "sweeps"
+    sweeps.mkdir()
+    os.chown(sweeps, *image_user(IMAGE))
+    shutil.copy(DEMO_SCRIPT, sweeps / "leo_short.script")
+    env = {"PREFECT_WORKER_QUERY_SECONDS": "1"}  # default 10 s: runs would wait to be picked up
+    with LocalServer(root / "home", env=env) as server:
+        prefect = prefect_command()
+        server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
+        # Four engines: the retried run's two fit beside those a killed container still leases.
+        server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "4"])
+        server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            GmatInstallation().save("pip-engine")  # resolved in the container: its pip engine
+        server.run([*prefect, "--no-prompt", "deploy", "--name", DOCKER_DEPLOYMENT], cwd=REPO)
+        worker_log = root / "worker.log"
+        server.spawn(
+            [*prefect, "worker", "start", "--pool", DOCKER_POOL, "--type", "docker"],
+            log=worker_log,
+            cwd=root,
+        )
+        platform = DockerPlatform(server, root, sweeps, worker_log, build, timings)
+        try:
+            yield platform
+        finally:
+            with platform.client() as client:
+                ours = {str(run.id) for run in client.read_flow_runs()}
+            server.stop()  # the worker first: it starts no container after this
+            _remove_containers(ours)
+            print(
+                f"\ndocker image {build.tag}: {build.size_bytes / 1e6:.0f} MB on {build.base};",
+                "timings:",
+                json.dumps({k: round(v, 1) for k, v in timings.items()}),
+            )
+
+
+def _container_of(run_id: UUID | str, *, every: bool = False) -> list[str]:
+    """Ids of the flow run's containers (running ones unless ``every``); the worker labels them."""
+    which = ["-a"] if every else []
+    label = f"label=io.prefect.flow-run-id={run_id}"
+    return docker("ps", "-q", "--no-trunc", *which, "--filter", label).stdout.split()
+
+
+def _remove_containers(run_ids: set[str]) -> None:
+    """Remove any container left of these flow runs (auto_remove misses a failed start)."""
+    for run_id in run_ids:
+        for container in _container_of(run_id, every=True):
+            subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
+
+
+def _wait_for[T](what: str, probe: Callable[[], T | None], platform: DockerPlatform) -> T:
+    deadline = time.monotonic() + _RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        found = probe()
+        if found is not None:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{platform.diagnostics()}")
+
+
+def _finished(client: SyncPrefectClient, run_id: UUID) -> FlowRun | None:
+    run = client.read_flow_run(run_id)
+    return run if run.state is not None and run.state.is_final() else None
+
+
+def _assert_completed(run: FlowRun, platform: DockerPlatform) -> None:
+    assert run.state is not None
+    assert run.state.is_completed(), (
+        f"{run.name} ended {run.state.name}: {run.state.message}\n{platform.diagnostics()}"
+    )
+
+
+def _log_matching(
+    client: SyncPrefectClient, run_id: UUID, pattern: str, platform: DockerPlatform
+) -> str:
+    """The flow run's log line matching ``pattern``, once it has reached the server."""
+
+    def probe() -> str | None:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        return next((log.message for log in logs if re.search(pattern, log.message)), None)
+
+    return _wait_for(f"a log line matching {pattern!r}", probe, platform)
+
+
+def _engine_slot_events(platform: DockerPlatform, run_id: UUID) -> list[dict[str, Any]]:
+    reply = httpx.post(
+        f"{platform.server.api_url}/events/filter",
+        json={
+            "filter": {
+                "event": {"name": ["prefect.concurrency-limit.acquired"]},
+                "related": {"id": [f"prefect.flow-run.{run_id}"]},
+            },
+            "limit": 10,
+        },
+        timeout=10,
+    )
+    reply.raise_for_status()
+    events: list[dict[str, Any]] = reply.json()["events"]
+    return events
+
+
+def test_a_deployment_run_sweeps_in_a_container_onto_the_host_volume(
+    platform: DockerPlatform,
+) -> None:
+    """``prefect deployment run`` with parameters: a container sweeps 10 points into /sweeps."""
+    started = time.monotonic()
+    done = platform.server.run(
+        [
+            *prefect_command(),
+            "deployment",
+            "run",
+            f"{SWEEP_FLOW}/{DOCKER_DEPLOYMENT}",
+            "--param",
+            f"script={_SCRIPT}",
+            "--param",
+            f"grid={json.dumps(SMA_GRID)}",
+            "--param",
+            f"out={SWEEPS_MOUNT}/by-hand",
+            "--param",
+            "workers=2",
+            "--param",
+            "installation=pip-engine",
+            "--job-variable",
+            f"volumes={platform.volume()}",
+        ]
+    )
+    match = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
+    assert match, done.stdout
+    run_id = UUID(match.group(1))
+    with platform.client() as client:
+        run = _wait_for("the sweep's flow run", lambda: _finished(client, run_id), platform)
+        platform.timings["deployment run to Completed (10 points)"] = time.monotonic() - started
+        _assert_completed(run, platform)
+        artifacts = {
+            a.key: a
+            for a in client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
+            )
+            if a.key
+        }
+    # On the host, written by the image's non-root user: manifest, runs and a bundle that
+    # verifies. The header shows where it ran: the image's Python and its pip engine.
+    out = platform.sweeps / "by-hand"
+    manifest = read_manifest(out)
+    assert sorted(manifest.ok_ids()) == list(range(10))
+    assert manifest.header["script_path"] == _SCRIPT
+    assert manifest.header["python_version"].startswith(platform.build.python + ".")
+    assert manifest.header["engine_source"] == "pip"
+    verify_bundle(out / BUNDLE_NAME)
+    uid, gid = image_user(IMAGE)
+    assert uid != 0
+    assert {(p.stat().st_uid, p.stat().st_gid) for p in out.rglob("*")} == {(uid, gid)}
+    # The UI's record of it: progress, summary table, and the bundle's place.
+    assert artifacts[PROGRESS_KEY].data == 100.0
+    table = json.loads(str(artifacts[SUMMARY_KEY].data))
+    assert table == [{"status": "ok", "runs": 10, "run ids": "0-9", "cause": ""}]
+    assert f"{SWEEPS_MOUNT}/by-hand/{BUNDLE_NAME}" in str(artifacts[ARTIFACT_KEY].data)
+    # The engine limit on the server held the container's two engines.
+    events = _wait_for(
+        "the engine slots event", lambda: _engine_slot_events(platform, run_id) or None, platform
+    )
+    assert events[0]["resource"]["prefect.resource.name"] == ENGINE_LIMIT
+
+
+def test_a_killed_container_retried_as_the_ui_does_finishes_its_sweep(
+    platform: DockerPlatform,
+) -> None:
+    """``docker kill`` mid-sweep crashes the flow run; Retry continues it in a new container."""
+    grid = {"Sat.SMA": [7000 + i for i in range(300)]}
+    with platform.client() as client:
+        deployment = client.read_deployment_by_name(f"{SWEEP_FLOW}/{DOCKER_DEPLOYMENT}")
+        run_id = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={"script": _SCRIPT, "grid": grid, "workers": 2},
+            job_variables={"volumes": json.loads(platform.volume())},
+        ).id
+
+        # No out: the image's PREFECT_GMAT_OUTPUT_DIR puts the sweep under /sweeps, named
+        # after the flow run, so the retry finds it.
+        def sweep_dir() -> Path | None:
+            found = list(platform.sweeps.glob(f"leo_short-*-{str(run_id)[:8]}"))
+            return found[0] if found and (found[0] / "manifest.jsonl").is_file() else None
+
+        out = _wait_for("the sweep directory", sweep_dir, platform)
+        container = _kill_when_runs_are_recorded(out, run_id, runs=30, platform=platform)
+        crashed = _wait_for("the killed flow run", lambda: _finished(client, run_id), platform)
+        assert crashed.state is not None and not crashed.state.is_completed(), crashed.state
+        done_before = set(read_manifest(out).ok_ids())
+        assert 30 <= len(done_before) < len(grid["Sat.SMA"]), "killed too late to prove anything"
+
+        started = time.monotonic()
+        client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI"), force=True)
+
+        def retried() -> FlowRun | None:
+            run = _finished(client, run_id)
+            return run if run is not None and run.run_count >= 2 else None
+
+        again = _wait_for("the retried flow run", retried, platform)
+        platform.timings["retry to Completed (300 points, some done)"] = time.monotonic() - started
+        _assert_completed(again, platform)
+        # The retry's own log line: what the killed container finished is not run again.
+        _log_matching(client, run_id, rf"300 runs, {len(done_before)} already done", platform)
+    # Both containers removed themselves (auto_remove), a moment after their run finished.
+    _wait_for(
+        "the containers gone", lambda: _container_of(run_id, every=True) == [] or None, platform
+    )
+    assert container not in docker("ps", "-aq", "--no-trunc").stdout
+    assert sorted(read_manifest(out).ok_ids()) == list(range(300))
+    runs = executions(out)
+    assert all(runs[i] == 1 for i in done_before), "a run finished before the kill ran again"
+    verify_bundle(out / BUNDLE_NAME)
+
+
+def _kill_when_runs_are_recorded(
+    out: Path, run_id: UUID, *, runs: int, platform: DockerPlatform
+) -> str:
+    """``docker kill`` the flow run's container once ``runs`` runs are in its manifest."""
+    deadline = time.monotonic() + _RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            recorded = (out / "manifest.jsonl").read_text().count('"run_id"')
+            if recorded >= runs:
+                found = _container_of(run_id)
+                assert len(found) == 1, found
+                docker("kill", found[0])
+                return found[0]
+        time.sleep(0.05)
+    raise AssertionError(f"the sweep never recorded {runs} runs\n{platform.diagnostics()}")
