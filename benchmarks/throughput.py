@@ -1,92 +1,353 @@
-"""Throughput of a short-LEO sweep: the warm pool alone, then the whole Prefect flow.
+"""Throughput side by side in one run: prefect-gmat, gmat-sweep 0.6.0 and the bare engine limit.
 
-Prints runs/s for N points (default 300) on W workers (default 2), and the
-Prefect overhead per task run: (flow wall time - pool wall time) / N, with the
-flow's start-up (ephemeral server or client connection) reported apart.
-Against a running server, set PREFECT_API_URL first; otherwise Prefect runs
-in ephemeral mode, as a user without a server would.
+Cases: the demo's short LEO script at 1000 points (runs of tens of ms) and
+``benchmarks/leo_gravity_drag.script`` at 300 points (100-300 ms runs), each
+as prefect-gmat in ephemeral mode and against a running server (started here),
+gmat-sweep with its default 2-process pool, and the limit: 2 warm ``spawn``
+processes looping load, set, run, write Parquet with no orchestration (warm-up
+untimed). Then the short case on a real dask cluster (``dask scheduler`` and 2
+one-thread ``dask worker`` processes started here). Every tool runs in a fresh
+process; "while running" is runs/s from the first run's start to the last run's
+end, read from the manifests; "end to end" is from the call to the returned
+frame. Prints the table and each goal of the scale-and-speed issue, met or not.
 
-    uv run python benchmarks/throughput.py [--points 300] [--workers 2] [--dask local]
+    uv run python benchmarks/throughput.py [--short 1000] [--long 300] [--no-dask]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
+import subprocess
+import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from prefect_gmat import sweep
-from prefect_gmat.cli import demo_script
-from prefect_gmat.engine import resolve_engine
-from prefect_gmat.pool import WorkerPool
-from prefect_gmat.runner import RunJob
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+LONG_SCRIPT = BENCH / "leo_gravity_drag.script"
+WORKERS = 2
 
 
-def pool_alone(points: int, workers: int, base: Path) -> float:
-    """Seconds for ``points`` runs on a warmed pool, no Prefect: the engine-side floor."""
-    script = str(demo_script())
+def _short_script() -> Path:
+    from prefect_gmat.cli import demo_script
+
+    return demo_script()
+
+
+def _grid(case: str, points: int) -> dict[str, list[float]]:
+    start = 7000.0 if case == "short" else 6878.0
+    return {"Sat.SMA": [start + 0.25 * i for i in range(points)]}
+
+
+def _span(manifest: Path) -> tuple[float, float]:
+    """First run's start and last run's end (epoch seconds) from a JSON Lines manifest."""
+    records = [json.loads(line) for line in manifest.read_text().splitlines()[1:] if line]
+    starts = [datetime.fromisoformat(r["started_at"]).timestamp() for r in records]
+    ends = [datetime.fromisoformat(r["ended_at"]).timestamp() for r in records]
+    return min(starts), max(ends)
+
+
+# --- one measurement, in its own process ------------------------------------------------
+
+
+def _limit_worker(engine_root: str, jobs: list[Any], ready: Any, go: Any, out: Any) -> None:
+    from prefect_gmat import runner
+
+    runner.start_engine(engine_root)
+    ready.put(True)
+    go.wait()
+    spans = []
+    for job in jobs:
+        outcome = runner.execute(job)
+        assert outcome.ok, outcome.error
+        spans.append((outcome.started_at, outcome.ended_at))
+    out.put(spans)
+
+
+def measure_limit(script: Path, grid: dict[str, list[float]], base: Path) -> dict[str, float]:
+    import multiprocessing
+
+    from prefect_gmat.engine import resolve_engine
+    from prefect_gmat.runner import RunJob
+
+    ctx = multiprocessing.get_context("spawn")
+    values = grid["Sat.SMA"]
     jobs = [
-        RunJob(i, script, {"Sat.SMA": 7000.0 + i}, str(base / "pool" / f"run-{i}"))
-        for i in range(points)
+        RunJob(i, str(script), {"Sat.SMA": v}, str(base / f"run-{i}")) for i, v in enumerate(values)
     ]
-    with WorkerPool(resolve_engine().root, workers) as pool:
-        pool.warm_up()
-        started = time.perf_counter()
-        with ThreadPoolExecutor(4 * workers) as threads:
-            outcomes = list(threads.map(pool.run, jobs))
-        elapsed = time.perf_counter() - started
-    assert all(o.ok for o in outcomes)
-    return elapsed
+    ready, out, go = ctx.Queue(), ctx.Queue(), ctx.Event()
+    root = str(resolve_engine().root)
+    procs = [
+        ctx.Process(target=_limit_worker, args=(root, jobs[w::WORKERS], ready, go, out))
+        for w in range(WORKERS)
+    ]
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        ready.get(timeout=120)
+    go.set()
+    spans = [span for _ in procs for span in out.get(timeout=3600)]
+    for proc in procs:
+        proc.join()
+    first, last = min(s for s, _ in spans), max(e for _, e in spans)
+    return {"running": len(values) / (last - first)}
 
 
-def whole_flow(points: int, workers: int, base: Path, dask: str | None) -> tuple[float, float]:
-    """Wall seconds of sweep() from call to frame, and of its runs (first to last record)."""
-    grid = {"Sat.SMA": np.linspace(7000.0, 7000.0 + points - 1, points)}
-    started = time.perf_counter()
-    frame = sweep(demo_script(), grid=grid, out=base / "flow", workers=workers, dask=dask)
-    total = time.perf_counter() - started
-    assert (frame["__status"] == "ok").all() and frame.shape[0] == 3 * points
-    import json
+def measure_gmat_sweep(script: Path, grid: dict[str, list[float]], base: Path) -> dict[str, float]:
+    from gmat_sweep import sweep as their_sweep
 
-    lines = (base / "flow" / "manifest.jsonl").read_text().splitlines()[1:]
-    from datetime import datetime
+    called = time.time()
+    frame = their_sweep(script, grid=grid, out=base, progress=False)
+    returned = time.time()
+    assert (frame["__status"] == "ok").all()
+    first, last = _span(base / "manifest.jsonl")
+    n = len(grid["Sat.SMA"])
+    return {
+        "end_to_end": n / (returned - called),
+        "running": n / (last - first),
+        "before_first_run": first - called,
+        "after_last_run": returned - last,
+    }
 
-    stamps = [json.loads(line) for line in lines]
-    first = min(datetime.fromisoformat(r["started_at"]) for r in stamps)
-    last = max(datetime.fromisoformat(r["ended_at"]) for r in stamps)
-    return total, (last - first).total_seconds()
+
+def measure_ours(
+    script: Path, grid: dict[str, list[float]], base: Path, dask: str | None
+) -> dict[str, float]:
+    from prefect_gmat import sweep
+
+    called = time.time()
+    frame = sweep(script, grid=grid, out=base, workers=WORKERS, dask=dask, progress=False)
+    returned = time.time()
+    assert (frame["__status"] == "ok").all()
+    first, last = _span(base / "manifest.jsonl")
+    n = len(grid["Sat.SMA"])
+    return {
+        "end_to_end": n / (returned - called),
+        "running": n / (last - first),
+        "before_first_run": first - called,
+        "after_last_run": returned - last,
+    }
+
+
+def _one(tool: str, case: str, points: int, out: str, dask: str | None) -> None:
+    script = _short_script() if case == "short" else LONG_SCRIPT
+    grid = _grid(case, points)
+    base = Path(out)
+    if tool == "limit":
+        result = measure_limit(script, grid, base)
+    elif tool == "gmat-sweep":
+        result = measure_gmat_sweep(script, grid, base)
+    else:
+        result = measure_ours(script, grid, base, dask)
+    print("RESULT " + json.dumps(result))
+
+
+def run_one(
+    tool: str, case: str, points: int, env: dict[str, str], dask: str | None = None
+) -> dict[str, float]:
+    """One measurement in a fresh process (its own imports, its own Prefect start-up)."""
+    with tempfile.TemporaryDirectory(prefix=f"bench-{tool}-") as tmp:
+        args = [sys.executable, __file__, "--one", tool, case, str(points), str(Path(tmp) / "s")]
+        if dask:
+            args += ["--dask-address", dask]
+        done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=REPO)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{tool} {case} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(lines[-1][len("RESULT ") :])
+    return result
+
+
+# --- the whole comparison ------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    case: str
+    tool: str
+    result: dict[str, float]
+
+
+def _dask_cluster(env: dict[str, str], logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    from distributed import Client
+
+    from prefect_gmat.deployments.local import free_port
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [
+        subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            env=env,
+            stdout=open(logs / "scheduler.log", "wb"),  # noqa: SIM115
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    ]
+    for i in range(WORKERS):
+        procs.append(
+            subprocess.Popen(
+                [dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
+                env=env,
+                stdout=open(logs / f"worker-{i}.log", "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
+    with Client(address, timeout=60) as client:
+        client.wait_for_workers(WORKERS, timeout=120)
+    return address, procs
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--points", type=int, default=300)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--dask", help="'local' (a local cluster) or a scheduler address")
+    parser.add_argument("--short", type=int, default=1000, help="points of the short case")
+    parser.add_argument("--long", type=int, default=300, help="points of the 100-300 ms case")
+    parser.add_argument("--no-dask", action="store_true", help="skip the dask cluster case")
+    parser.add_argument("--one", nargs=4, metavar=("TOOL", "CASE", "POINTS", "OUT"))
+    parser.add_argument("--dask-address")
     args = parser.parse_args()
-    mode = (
-        "server " + os.environ["PREFECT_API_URL"]
-        if os.environ.get("PREFECT_API_URL")
-        else "ephemeral"
-    )
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
-        base = Path(tmp)
-        pool_s = pool_alone(args.points, args.workers, base)
-        total_s, runs_s = whole_flow(args.points, args.workers, base, args.dask)
-    n = args.points
-    runner = f"dask {args.dask}" if args.dask else "threads"
-    print(f"points={n} workers={args.workers} prefect={mode} task runner={runner}")
-    print(f"pool alone (warm, no Prefect):   {pool_s:6.2f} s  {n / pool_s:6.1f} runs/s")
-    print(f"sweep() call to frame:           {total_s:6.2f} s  {n / total_s:6.1f} runs/s")
-    print(f"  of which runs, first to last:  {runs_s:6.2f} s  {n / runs_s:6.1f} runs/s")
-    print(f"  start-up, validation, frame:   {total_s - runs_s:6.2f} s")
+    if args.one:
+        tool, case, points, out = args.one
+        _one(tool, case, int(points), out, args.dask_address)
+        return
+
+    from prefect_gmat.deployments.local import LocalServer
+    from prefect_gmat.engine import shim_root
+
+    base_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    base_env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    base_env["PREFECT_LOGGING_LEVEL"] = "WARNING"
+    their_env = {**base_env, "GMAT_ROOT": str(shim_root())}
+    rows: list[Row] = []
+    started = time.monotonic()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-server-") as tmp,
+        LocalServer(Path(tmp) / "home") as server,
+    ):
+        server_env = {**base_env, "PREFECT_API_URL": server.api_url}
+        for case, points in (("short", args.short), ("long", args.long)):
+            print(f"-- {case}: {points} points", file=sys.stderr, flush=True)
+            rows.append(Row(case, "limit", run_one("limit", case, points, base_env)))
+            rows.append(Row(case, "gmat-sweep", run_one("gmat-sweep", case, points, their_env)))
+            rows.append(Row(case, "ours, ephemeral", run_one("ours", case, points, base_env)))
+            rows.append(Row(case, "ours, server", run_one("ours", case, points, server_env)))
+        if not args.no_dask:
+            print("-- dask cluster", file=sys.stderr, flush=True)
+            address, procs = _dask_cluster(server_env, Path(tmp))
+            try:
+                result = run_one("ours", "short", args.short, server_env, dask=address)
+                rows.append(Row("short", "ours, dask cluster, server", result))
+            finally:
+                for proc in procs:
+                    os.killpg(proc.pid, 9)
+                    proc.wait()
+    _report(rows, args, time.monotonic() - started)
+
+
+def _report(rows: list[Row], args: argparse.Namespace, elapsed: float) -> None:
+    def get(case: str, tool: str, key: str) -> float:
+        for row in rows:
+            if row.case == case and row.tool == tool:
+                return row.result.get(key, float("nan"))
+        return float("nan")
+
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(
-        f"Prefect overhead per task run:   {1000 * (runs_s - pool_s) / n:6.1f} ms (wall, 2 cores)"
+        f"\n{stamp}, {platform.node()}: {os.cpu_count()} cores, {WORKERS} engines, "
+        f"Python {platform.python_version()}; {elapsed:.0f} s for the whole comparison\n"
     )
+    print(
+        "| case | tool | end to end (runs/s) | while running (runs/s) | before first run (s) "
+        "| after last run (s) |"
+    )
+    print("|---|---|---|---|---|---|")
+    names = {"short": f"short LEO, {args.short} pts", "long": f"gravity+drag LEO, {args.long} pts"}
+    for row in rows:
+        r = row.result
+        print(
+            f"| {names[row.case]} | {row.tool} | {r.get('end_to_end', float('nan')):.1f} "
+            f"| {r['running']:.1f} | {r.get('before_first_run', float('nan')):.1f} "
+            f"| {r.get('after_last_run', float('nan')):.1f} |"
+        )
+
+    goals: list[tuple[str, float, float]] = []
+
+    def ratio(case: str, tool: str, key: str, against: str, against_key: str) -> float:
+        return get(case, tool, key) / get(case, against, against_key)
+
+    goals += [
+        (
+            "short, server: end to end >= 1.0x gmat-sweep",
+            ratio("short", "ours, server", "end_to_end", "gmat-sweep", "end_to_end"),
+            1.0,
+        ),
+        (
+            "short, server: while running >= 1.05x gmat-sweep",
+            ratio("short", "ours, server", "running", "gmat-sweep", "running"),
+            1.05,
+        ),
+        (
+            "short, server: while running >= 0.92x the limit",
+            ratio("short", "ours, server", "running", "limit", "running"),
+            0.92,
+        ),
+        (
+            "short, ephemeral: while running >= 1.05x gmat-sweep",
+            ratio("short", "ours, ephemeral", "running", "gmat-sweep", "running"),
+            1.05,
+        ),
+        (
+            "short, ephemeral: while running >= 0.92x the limit",
+            ratio("short", "ours, ephemeral", "running", "limit", "running"),
+            0.92,
+        ),
+        (
+            "short, ephemeral: end to end >= 0.8x gmat-sweep",
+            ratio("short", "ours, ephemeral", "end_to_end", "gmat-sweep", "end_to_end"),
+            0.8,
+        ),
+        (
+            "long, server: end to end >= 0.9x gmat-sweep",
+            ratio("long", "ours, server", "end_to_end", "gmat-sweep", "end_to_end"),
+            0.9,
+        ),
+        (
+            "long, server: while running >= 1.0x gmat-sweep",
+            ratio("long", "ours, server", "running", "gmat-sweep", "running"),
+            1.0,
+        ),
+        (
+            "long, server: while running >= 0.92x the limit",
+            ratio("long", "ours, server", "running", "limit", "running"),
+            0.92,
+        ),
+    ]
+    if not args.no_dask:
+        goals.append(
+            (
+                "dask cluster (2 one-thread workers): while running >= 0.8x the limit",
+                ratio("short", "ours, dask cluster, server", "running", "limit", "running"),
+                0.8,
+            )
+        )
+    print("\n| goal | measured | met |\n|---|---|---|")
+    for text, value, target in goals:
+        print(f"| {text} | {value:.2f}x | {'yes' if value >= target else 'no'} |")
+    print("\n| fixed cost | measured (s) |\n|---|---|")
+    for tool in ("ours, ephemeral", "ours, server", "gmat-sweep"):
+        print(
+            f"| {tool}: call to first run (short) | {get('short', tool, 'before_first_run'):.1f} |"
+        )
+        print(f"| {tool}: last run to frame (short) | {get('short', tool, 'after_last_run'):.1f} |")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ back from the sweep directory. The knobs they share are one definition,
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import signal
 import threading
@@ -180,6 +182,17 @@ def _stop_on_signals(pool: PoolConfig) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _import_flow_meekly() -> None:
+    """Import Prefect and the flow while the engines start and the sweep is checked.
+
+    At a lower CPU priority (this thread only), so the engine check, which a
+    refused sweep waits for, keeps the cores.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    importlib.import_module("prefect_gmat.flows.sweep")
+
+
 def _run(
     spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: SweepKnobs
 ) -> dict[str, Any]:
@@ -207,8 +220,12 @@ def _run(
     # Under dask the engines run in dask's workers; here one engine only checks the sweep.
     local = options.pool if options.dask is None else replace(options.pool, workers=1)
     server = EarlyServer()
+    pool = shared_pool(local)
+    flow_import = threading.Thread(target=_import_flow_meekly, daemon=True)
+    flow_import.start()
     try:
-        check_against_engine(checked, shared_pool(local))
+        check_against_engine(checked, pool)
+        flow_import.join()
         from prefect_gmat.flows.sweep import sweep_flow
 
         parameters: dict[str, Any] = {

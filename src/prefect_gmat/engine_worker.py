@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         except (EOFError, OSError):  # the parent went away
             return 0
         if job is None:
-            return 0
+            os._exit(0)  # nothing to flush; skipping the engine's teardown saves ~0.2 s
         if isinstance(job, runner.ValidateJob):
             conn.send(("done", runner.validate(job)))
             continue

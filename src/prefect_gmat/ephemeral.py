@@ -46,6 +46,8 @@ class EarlyServer:
 
     def _start(self) -> None:
         try:
+            if os.environ.get("PREFECT_API_URL"):
+                return  # a running server: nothing to start (and no need to import Prefect)
             from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
             if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
@@ -133,12 +135,17 @@ class EarlyServer:
         self._terminate()
 
     def _terminate(self) -> None:
+        """SIGTERM now; reap (or SIGKILL after 5 s) in the background, so the caller goes on."""
         process = self._process
         if process is None or process.poll() is not None:
             return
         process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+
+        def reap() -> None:
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+        threading.Thread(target=reap, name="prefect-server-stop", daemon=True).start()
