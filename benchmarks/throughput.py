@@ -202,7 +202,7 @@ def _dask_cluster(env: dict[str, str], logs: Path) -> tuple[str, list[subprocess
                 start_new_session=True,
             )
         )
-    with Client(address, timeout=60) as client:
+    with Client(address, timeout=60) as client:  # type: ignore[no-untyped-call]
         client.wait_for_workers(WORKERS, timeout=120)
     return address, procs
 

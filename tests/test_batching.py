@@ -49,9 +49,9 @@ def test_a_fixed_size_is_kept() -> None:
 
 def _task_runs(flow_run_name: str) -> list[TaskRun]:
     with get_client(sync_client=True) as client:
-        flows = client.read_flow_runs()
-        [flow] = [f for f in flows if f.name == flow_run_name][:1] or [None]
-        assert flow is not None, f"no flow run {flow_run_name}"
+        flows = [f for f in client.read_flow_runs() if f.name == flow_run_name]
+        assert flows, f"no flow run {flow_run_name}"
+        flow = flows[0]
         return client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow.id]))
         )

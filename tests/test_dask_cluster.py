@@ -69,7 +69,7 @@ class Cluster:
     def wait_for_workers(self, count: int) -> None:
         from distributed import Client
 
-        with Client(self.address, timeout=60) as client:
+        with Client(self.address, timeout=60) as client:  # type: ignore[no-untyped-call]
             client.wait_for_workers(count, timeout=120)
 
     def kill(self, name: str) -> None:

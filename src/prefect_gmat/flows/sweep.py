@@ -131,8 +131,10 @@ def _engines(runner: DaskTaskRunner | None, options: SweepOptions) -> int:
     """Engines the sweep runs on: the pool's, or one per thread of the dask cluster."""
     if runner is None:
         return options.pool.workers
+    client = runner._client
     try:
-        return max(1, sum(runner._client.nthreads().values()))
+        threads = client.nthreads() if client else {}  # type: ignore[no-untyped-call]
+        return max(1, sum(threads.values())) if threads else options.pool.workers
     except Exception:  # an unknown cluster size only makes batches smaller
         return options.pool.workers
 
