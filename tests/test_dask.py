@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -29,3 +30,16 @@ def test_a_sweep_on_a_local_dask_cluster_gives_the_same_frame(tmp_path: Path) ->
         )
     names = {r.name for r in runs}
     assert {f"run-{i}" for i in range(6)} <= names  # dask workers report to the same server
+
+
+def test_a_cluster_class_with_kwargs_from_the_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How dask-jobqueue's SLURMCluster is used: a class path, its kwargs as JSON."""
+    kwargs = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": None}
+    monkeypatch.setenv("PREFECT_GMAT_DASK_CLUSTER_KWARGS", json.dumps(kwargs))
+    grid = {"Sat.SMA": SMA_GRID["Sat.SMA"][:4]}
+    df = sweep(
+        DEMO_SCRIPT, grid=grid, out=tmp_path / "cls", dask="distributed.LocalCluster", archive=False
+    )
+    assert (df["__status"] == "ok").all() and df.shape == (12, 5)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,8 +74,16 @@ class GmatSettings(BaseSettings):
     dask_address: str | None = Field(
         default=None,
         description=(
-            "Run task runs on dask.distributed: 'local' for a local cluster, or a "
-            "scheduler address (tcp://host:8786). Unset: threads in the flow process."
+            "Run task runs on dask.distributed: 'local' for a local cluster, a scheduler "
+            "address (tcp://host:8786), or a cluster class to start (for example "
+            "dask_jobqueue.SLURMCluster). Unset: threads in the flow process."
+        ),
+    )
+    dask_cluster_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Keyword arguments for the cluster class in dask_address (JSON in the "
+            "environment), as prefect-dask's cluster_kwargs."
         ),
     )
 

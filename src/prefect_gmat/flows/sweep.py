@@ -35,6 +35,7 @@ from prefect_gmat.observability import SweepProgress, publish_summary
 from prefect_gmat.options import SweepOptions, resolve_options
 from prefect_gmat.pool import close_shared_pool, has_shared_pool, shared_pool
 from prefect_gmat.runner import Outcome, RunJob, failed_outcome
+from prefect_gmat.settings import get_settings
 from prefect_gmat.spec import Point, SweepSpec
 from prefect_gmat.sweepdir import (
     RESULTS_DIR,
@@ -55,7 +56,7 @@ _FLUSH_SECONDS = 0.5
 
 
 def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
-    """A dask task runner: a local cluster of one-engine processes, or a running scheduler.
+    """A dask task runner: a local cluster, a running scheduler, or a cluster class to start.
 
     Each dask worker process runs its own engine pool, one engine per thread
     (see ``tasks.run``); engines are plain subprocesses, so dask's daemonic
@@ -75,7 +76,12 @@ def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
                 "env": {"PREFECT_API_URL": str(api_url).rstrip("/")},
             }
         )
-    return DaskTaskRunner(address=options.dask)
+    if "://" in str(options.dask):
+        return DaskTaskRunner(address=options.dask)
+    # A cluster class to start for the sweep (dask_jobqueue.SLURMCluster, ...).
+    return DaskTaskRunner(
+        cluster_class=options.dask, cluster_kwargs=get_settings().dask_cluster_kwargs
+    )
 
 
 def _flow_run_name() -> str:
