@@ -3,13 +3,15 @@
 Usage: python -m tests.gmat_sweep_designs STEPS_JSON
 STEPS_JSON is a list of steps run in order, each pickling its frame to ``frame``:
 ``{"op": "monte_carlo" | "latin_hypercube", "script", "out", "n", "perturb", "seed",
-"postprocess"?}`` or ``{"op": "extend", "script", "out", "n"}`` (n more runs, as
-gmat-sweep's monte_carlo_extend counts). GMAT_ROOT must name the engine.
+"postprocess"?}``, ``{"op": "extend", "script", "out", "n"}`` (n more runs, as
+gmat-sweep's monte_carlo_extend counts) or ``{"op": "copy", "out", "to"}`` (a copy of a
+sweep directory, made between two steps). GMAT_ROOT must name the engine.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,9 @@ def run(step: dict[str, Any]) -> None:
     import gmat_sweep
     from gmat_sweep import LocalJoblibPool
 
+    if step["op"] == "copy":
+        shutil.copytree(step["out"], step["to"])
+        return
     with LocalJoblibPool(max_workers=2) as pool:
         if step["op"] == "extend":
             frame = gmat_sweep.monte_carlo_extend(

@@ -4,7 +4,16 @@ One Prefect task run per grid point, GMAT run in warm engine processes,
 Parquet per run, and a JSON Lines manifest compatible with gmat-sweep 0.6.0.
 """
 
-from prefect_gmat.api import load_sweep, resume, retry_failed, sweep
+from prefect_gmat.api import (
+    explicit,
+    extend,
+    latin_hypercube,
+    load_sweep,
+    monte_carlo,
+    resume,
+    retry_failed,
+    sweep,
+)
 from prefect_gmat.bundle import archive, extract_bundle, load_bundle, verify_bundle
 from prefect_gmat.errors import (
     BundleError,
@@ -26,9 +35,13 @@ __all__ = [
     "SweepDirectoryError",
     "SweepSpecError",
     "archive",
+    "explicit",
+    "extend",
     "extract_bundle",
+    "latin_hypercube",
     "load_bundle",
     "load_sweep",
+    "monte_carlo",
     "resume",
     "retry_failed",
     "sweep",

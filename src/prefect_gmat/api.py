@@ -1,4 +1,5 @@
-"""The Python API: ``sweep``, ``resume``, ``retry_failed``, ``load_sweep``.
+"""The Python API: ``sweep``, ``resume``, ``retry_failed``, ``load_sweep``, and the designs
+``monte_carlo``, ``latin_hypercube``, ``explicit`` (samples from a file) and ``extend``.
 
 Each call checks its input (the script and every swept value against the
 engine, too) before Prefect starts, with the engines and Prefect's server
@@ -11,16 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal, TypedDict, Unpack
 
 import pandas as pd
 
+from prefect_gmat.designs import DesignKind, LatinHypercubeDesign, MonteCarloDesign
 from prefect_gmat.ephemeral import EarlyServer
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.frame import aggregate
@@ -29,13 +33,25 @@ from prefect_gmat.options import resolve_options
 from prefect_gmat.pool import PoolConfig, close_shared_pool, shared_pool
 from prefect_gmat.progress import terminal_progress
 from prefect_gmat.quiet import quiet_prefect
-from prefect_gmat.spec import SweepSpec
-from prefect_gmat.sweepdir import Mode, preflight
+from prefect_gmat.spec import SweepSpec, canonical_script_sha256
+from prefect_gmat.sweepdir import Mode, design_for, extension_spec, preflight, seed_note
 from prefect_gmat.validation import check_against_engine
 
-__all__ = ["SweepKnobs", "load_sweep", "resume", "retry_failed", "run_spec", "sweep"]
+__all__ = [
+    "SweepKnobs",
+    "explicit",
+    "extend",
+    "latin_hypercube",
+    "load_sweep",
+    "monte_carlo",
+    "resume",
+    "retry_failed",
+    "run_spec",
+    "sweep",
+]
 
 PathLike = str | os.PathLike[str]
+_log = logging.getLogger("prefect_gmat.designs")
 
 
 class SweepKnobs(TypedDict, total=False):
@@ -112,6 +128,129 @@ def resume(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
 def retry_failed(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
     """Re-run only the runs whose last record is a failure."""
     return run_spec(None, out, "retry_failed", knobs)
+
+
+def monte_carlo(
+    script: PathLike,
+    n: int,
+    perturb: Mapping[str, Any],
+    seed: int | None = None,
+    out: PathLike | None = None,
+    *,
+    postprocess: str | None = None,
+    overwrite: bool = False,
+    **knobs: Unpack[SweepKnobs],
+) -> pd.DataFrame:
+    """A Monte Carlo study: ``n`` runs, each field drawn from its distribution.
+
+    ``perturb`` maps a field to ``("normal", mu, sigma)``, ``("uniform", lo, hi)``,
+    ``("lognormal", mu, sigma)`` or a frozen ``scipy.stats`` distribution. The draws
+    equal gmat-sweep 0.6.0's for the same ``perturb``, ``n`` and ``seed``; ``seed=None``
+    draws a seed from the OS and records it, so the study still resumes and grows with
+    the same draws (:func:`extend`). ``postprocess`` names a per-run hook,
+    ``"package.module:function"``. See :class:`SweepKnobs` for the other keywords.
+    """
+    return _run_design("monte_carlo", script, n, perturb, seed, out, postprocess, overwrite, knobs)
+
+
+def latin_hypercube(
+    script: PathLike,
+    n: int,
+    perturb: Mapping[str, Any],
+    seed: int | None = None,
+    out: PathLike | None = None,
+    *,
+    postprocess: str | None = None,
+    overwrite: bool = False,
+    **knobs: Unpack[SweepKnobs],
+) -> pd.DataFrame:
+    """A Latin hypercube study: ``n`` runs, one in each of ``n`` strata per field.
+
+    Same arguments and draws as gmat-sweep 0.6.0's ``latin_hypercube``; see
+    :func:`monte_carlo`. A Latin hypercube cannot be extended (see the README).
+    """
+    return _run_design(
+        "latin_hypercube", script, n, perturb, seed, out, postprocess, overwrite, knobs
+    )
+
+
+def explicit(
+    script: PathLike,
+    samples: PathLike | pd.DataFrame | Sequence[Mapping[str, Any]],
+    out: PathLike | None = None,
+    *,
+    postprocess: str | None = None,
+    overwrite: bool = False,
+    **knobs: Unpack[SweepKnobs],
+) -> pd.DataFrame:
+    """Explicit samples: a CSV or Parquet file, a DataFrame or mappings, one row per run.
+
+    Every cell is checked against its column's type before anything runs (an error
+    names the row and the column), as gmat-sweep's ``explicit`` command reads a file.
+    """
+    spec = SweepSpec.from_samples(script, samples).with_postprocess(postprocess)
+    return run_spec(spec, out, "overwrite" if overwrite else "new", knobs)
+
+
+def extend(
+    out: PathLike,
+    n: int,
+    *,
+    script: PathLike | None = None,
+    allow_script_drift: bool = False,
+    **knobs: Unpack[SweepKnobs],
+) -> pd.DataFrame:
+    """Grow the Monte Carlo study in ``out`` to ``n`` runs in total; return the whole frame.
+
+    The new runs are drawn as a fresh ``n``-run study would draw them (gmat-sweep's
+    ``monte_carlo_extend``, which counts the runs added instead) and run as a new
+    flow run; the existing runs are not touched. ``script`` is needed for a study
+    gmat-sweep wrote (its manifest does not record the script's path).
+    """
+    where = Path(os.fspath(out)).expanduser().resolve()
+    spec = extension_spec(where, n, script=script, allow_script_drift=allow_script_drift)
+    return run_spec(spec, out, "extend", knobs)
+
+
+def _run_design(
+    kind: DesignKind,
+    script: PathLike,
+    n: int,
+    perturb: Mapping[str, Any],
+    seed: int | None,
+    out: PathLike | None,
+    postprocess: str | None,
+    overwrite: bool,
+    knobs: SweepKnobs,
+) -> pd.DataFrame:
+    where = None if out is None or overwrite else Path(os.fspath(out)).expanduser().resolve()
+    design, source = design_for(where, kind, perturb, n, seed)
+    spec = SweepSpec.from_design(script, design).with_postprocess(postprocess)
+    note = seed_note(design, source)
+    if note is not None:
+        _log.warning(note)
+    return run_spec(spec, out, "overwrite" if overwrite else "new", knobs)
+
+
+def _point_parameters(spec: SweepSpec | None, mode: Mode, out: Path) -> dict[str, Any]:
+    """The flow's parameters that say what runs: a grid, samples, a design, or an extension."""
+    if spec is None:
+        return {}
+    if mode == "extend":
+        drift = canonical_script_sha256(spec.script) != read_manifest(out).header.get(
+            "script_sha256"
+        )  # extension_spec let it through: it was allowed
+        return {"extend_to": len(spec), "allow_script_drift": drift}
+    design: MonteCarloDesign | LatinHypercubeDesign | None = None
+    if spec.design is not None:
+        model = MonteCarloDesign if spec.design.kind == "monte_carlo" else LatinHypercubeDesign
+        design = model(perturb=spec.design.perturb, n=spec.design.n, seed=spec.design.seed)
+    return {
+        "grid": spec.grid,
+        "samples": spec.samples if design is None else None,
+        "design": design,
+        "postprocess": spec.postprocess,
+    }
 
 
 def run_spec(
@@ -230,8 +369,7 @@ def _run(
 
         parameters: dict[str, Any] = {
             "script": script,
-            "grid": None if spec is None else spec.grid,
-            "samples": None if spec is None else spec.samples,
+            **_point_parameters(spec, mode, options.out),
             "out": str(options.out),
             "workers": options.pool.workers,
             "timeout": options.pool.timeout,

@@ -139,6 +139,68 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     return 0 if (df["__status"] == "ok").all() else 1
 
 
+def _perturb_options(options: Sequence[str]) -> dict[str, Any]:
+    """Repeated ``--perturb FIELD=DIST:A:B`` options as one perturb mapping."""
+    from prefect_gmat.designs import parse_perturb_option
+
+    perturb: dict[str, Any] = {}
+    for option in options:
+        field, spec = parse_perturb_option(option)
+        if field in perturb:
+            raise SweepSpecError(
+                f"--perturb {field} is given more than once; give each field once.", field=field
+            )
+        perturb[field] = spec
+    return perturb
+
+
+def _cmd_design(args: argparse.Namespace) -> int:
+    from prefect_gmat.api import latin_hypercube, monte_carlo
+
+    study = monte_carlo if args.command == "mc" else latin_hypercube
+    df = study(
+        args.script,
+        n=args.n,
+        perturb=_perturb_options(args.perturb),
+        seed=args.seed,
+        out=args.out,
+        postprocess=args.postprocess,
+        overwrite=args.overwrite,
+        **knob_values(args),
+    )
+    _print_frame(df)
+    return 0 if (df["__status"] == "ok").all() else 1
+
+
+def _cmd_explicit(args: argparse.Namespace) -> int:
+    from prefect_gmat.api import explicit
+
+    df = explicit(
+        args.script,
+        args.samples,
+        out=args.out,
+        postprocess=args.postprocess,
+        overwrite=args.overwrite,
+        **knob_values(args),
+    )
+    _print_frame(df)
+    return 0 if (df["__status"] == "ok").all() else 1
+
+
+def _cmd_extend(args: argparse.Namespace) -> int:
+    from prefect_gmat.api import extend
+
+    df = extend(
+        args.out,
+        n=args.n,
+        script=args.script,
+        allow_script_drift=args.allow_script_drift,
+        **knob_values(args),
+    )
+    _print_frame(df)
+    return 0 if (df["__status"] == "ok").all() else 1
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from prefect_gmat.manifest import read_manifest
 
@@ -232,6 +294,49 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("out", help="sweep directory")
         add_knobs(p)
         p.set_defaults(func=_cmd_resume)
+
+    for name, text in (
+        ("mc", "a Monte Carlo study (gmat-sweep's draws)"),
+        ("lhs", "a Latin hypercube study (gmat-sweep's draws)"),
+    ):
+        design = sub.add_parser(name, help=text)
+        design.add_argument("script", help="the GMAT .script to fly")
+        design.add_argument(
+            "--perturb",
+            action="append",
+            required=True,
+            metavar="FIELD=DIST:A:B",
+            help="a field and its distribution: normal:MU:SIGMA, uniform:LO:HI or "
+            "lognormal:MU:SIGMA; repeat for more fields",
+        )
+        design.add_argument("--n", type=int, required=True, help="number of runs")
+        design.add_argument("--seed", type=int, help="seed of the draws (default: drawn, recorded)")
+        design.add_argument("-o", "--out", help="sweep directory")
+        design.add_argument("--postprocess", metavar="MODULE:FUNCTION", help="per-run hook")
+        design.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
+        add_knobs(design)
+        design.set_defaults(func=_cmd_design)
+
+    samples = sub.add_parser("explicit", help="run the samples of a CSV or Parquet file")
+    samples.add_argument("script", help="the GMAT .script to fly")
+    samples.add_argument(
+        "--samples", required=True, metavar="FILE", help="one column per field, one row per run"
+    )
+    samples.add_argument("-o", "--out", help="sweep directory")
+    samples.add_argument("--postprocess", metavar="MODULE:FUNCTION", help="per-run hook")
+    samples.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
+    add_knobs(samples)
+    samples.set_defaults(func=_cmd_explicit)
+
+    grow = sub.add_parser("extend", help="grow a Monte Carlo study to --n runs in total")
+    grow.add_argument("out", help="sweep directory of the study")
+    grow.add_argument("--n", type=int, required=True, help="the study's new number of runs")
+    grow.add_argument("--script", help="the study's script (for a study gmat-sweep wrote)")
+    grow.add_argument(
+        "--allow-script-drift", action="store_true", help="extend even if the script changed"
+    )
+    add_knobs(grow)
+    grow.set_defaults(func=_cmd_extend)
 
     show = sub.add_parser("show", help="summarise a sweep directory")
     show.add_argument("out")

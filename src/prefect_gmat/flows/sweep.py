@@ -27,6 +27,7 @@ from prefect_gmat.batching import (
 )
 from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
 from prefect_gmat.carry import land
+from prefect_gmat.designs import LatinHypercubeDesign, MonteCarloDesign
 from prefect_gmat.errors import ManifestError, SweepSpecError
 from prefect_gmat.events import emit_sweep_completed
 from prefect_gmat.limits import engine_slots
@@ -41,9 +42,12 @@ from prefect_gmat.sweepdir import (
     RESULTS_DIR,
     Mode,
     SweepPlan,
+    design_for,
+    extension_spec,
     lock_sweep_dir,
     plan_sweep,
     preflight,
+    seed_note,
 )
 from prefect_gmat.tasks.archive import archive_sweep
 from prefect_gmat.tasks.manifest import record_outcomes
@@ -89,10 +93,13 @@ def _flow_run_name() -> str:
     script = Path(params.get("script") or params.get("sweep_spec") or "sweep").stem
     grid = params.get("grid")
     samples = params.get("samples")
+    design = params.get("design")
     if grid:
         count = math.prod(len(v) for v in grid.values())
     elif samples:
         count = len(samples)
+    elif design:
+        count = design["n"] if isinstance(design, dict) else design.n
     else:
         return f"sweep-{script}-{params.get('mode', 'new')}"
     return f"sweep-{script}-{count}pts"
@@ -100,8 +107,11 @@ def _flow_run_name() -> str:
 
 def fingerprint(script_sha: str, engine_version: str, job: RunJob) -> str:
     """Cache key of a run: same script, overrides, engine and directory give the same outcome."""
+    hook = [job.postprocess] if job.postprocess else []  # runs without one keep their keys
     material = json.dumps(
-        [script_sha, engine_version, job.run_dir, job.overrides], sort_keys=True, default=str
+        [script_sha, engine_version, job.run_dir, job.overrides, *hook],
+        sort_keys=True,
+        default=str,
     )
     return "gmat-run-" + hashlib.sha256(material.encode()).hexdigest()
 
@@ -214,6 +224,7 @@ class _Dispatcher:
                 overrides=point.overrides,
                 run_dir=str(self.options.out / f"run-{point.run_id}"),
                 timeout=self.options.pool.timeout,
+                postprocess=self.plan.spec.postprocess,
             )
             for point in points
         ]
@@ -280,7 +291,7 @@ def sweep_flow(
     workers: int | None = None,
     timeout: float | None = None,
     retries: int | None = None,
-    mode: Literal["new", "resume", "retry_failed", "overwrite"] = "new",
+    mode: Literal["new", "resume", "retry_failed", "overwrite", "extend"] = "new",
     gmat_root: str | None = None,
     retry_delay: float | None = None,
     archive: bool = True,
@@ -289,6 +300,11 @@ def sweep_flow(
     sweep_spec: str | None = None,
     dask: str | None = None,
     points_per_task: int | Literal["auto"] | None = None,
+    design: MonteCarloDesign | LatinHypercubeDesign | None = None,
+    samples_file: str | None = None,
+    postprocess: str | None = None,
+    extend_to: int | None = None,
+    allow_script_drift: bool = False,
 ) -> dict[str, Any]:
     """Fly one GMAT script over a grid (or explicit samples) as task runs.
 
@@ -303,18 +319,28 @@ def sweep_flow(
     ``workers`` processes) or a scheduler address such as ``tcp://host:8786``.
     ``points_per_task``: "auto" (default) runs one point per task run unless many
     short runs make batching worth it; a number fixes the points per task run.
+    ``design`` is a Monte Carlo or Latin hypercube study instead of a grid (without a
+    seed one is drawn and recorded); ``samples_file`` a CSV or Parquet file of samples;
+    ``postprocess`` a per-run hook, ``"package.module:function"``. ``mode`` ``extend``
+    grows the Monte Carlo study in ``out`` to ``extend_to`` runs (a changed script only
+    with ``allow_script_drift``).
     """
     logger = get_run_logger()
     if installation is not None or sweep_spec is not None:
         given = SweepInputs(script, grid, samples, out, workers, timeout, gmat_root)
+        given = given._replace(design=design, samples_file=samples_file, postprocess=postprocess)
         filled = apply_blocks(given, installation=installation, sweep_spec=sweep_spec)
-        script, grid, samples, out, workers, timeout, gmat_root = filled
+        script, grid, samples, out, workers, timeout, gmat_root = filled[:7]
+        design, samples_file, postprocess = filled.design, filled.samples_file, filled.postprocess
     options = resolve_options(
         out, workers, timeout, retries, gmat_root, script, retry_delay, dask, points_per_task
     )
     # Under dask the engines run in dask's workers; here one engine only validates.
     local_pool = options.pool if options.dask is None else replace(options.pool, workers=1)
-    spec = _spec_from_parameters(script, grid, samples, mode)
+    points = _Points(grid, samples, samples_file, design, extend_to, allow_script_drift)
+    spec = _spec_from_parameters(script, points, mode, options.out, logger)
+    if spec is not None and mode != "extend":
+        spec = spec.with_postprocess(postprocess)
     # One engine slot per engine on this machine (a remote dask cluster's run elsewhere).
     remote = options.dask not in (None, "local")
     held = contextlib.ExitStack()  # released once the sweep's engines are stopped
@@ -360,14 +386,37 @@ def sweep_flow(
     return summary
 
 
+@dataclass(frozen=True, slots=True)
+class _Points:
+    """The flow's parameters that say which points run."""
+
+    grid: dict[str, list[Any]] | None
+    samples: list[dict[str, Any]] | None
+    samples_file: str | None
+    design: MonteCarloDesign | LatinHypercubeDesign | None
+    extend_to: int | None
+    allow_script_drift: bool
+
+
 def _spec_from_parameters(
-    script: str | None,
-    grid: dict[str, list[Any]] | None,
-    samples: list[dict[str, Any]] | None,
-    mode: Mode,
+    script: str | None, points: _Points, mode: Mode, out: Path, logger: Any
 ) -> SweepSpec | None:
-    if grid is not None and samples is not None:
-        raise SweepSpecError("pass grid or samples, not both", field="grid")
+    grid, samples, design = points.grid, points.samples, points.design
+    if mode == "extend":
+        if points.extend_to is None:
+            raise SweepSpecError(
+                "mode 'extend' grows the Monte Carlo study in out to extend_to runs; "
+                "pass extend_to (the new total number of runs).",
+                field="extend_to",
+            )
+        return extension_spec(
+            out, points.extend_to, script=script, allow_script_drift=points.allow_script_drift
+        )
+    kinds = [grid, samples, points.samples_file, design]
+    if sum(kind is not None for kind in kinds) > 1:
+        raise SweepSpecError(
+            "pass one of grid, samples, samples_file or design, not several", field="grid"
+        )
     if script is None:
         if mode in ("resume", "retry_failed"):
             return None
@@ -378,6 +427,17 @@ def _spec_from_parameters(
         return SweepSpec.from_grid(script, grid)
     if samples is not None:
         return SweepSpec.from_samples(script, samples)
+    if points.samples_file is not None:
+        return SweepSpec.from_samples(script, points.samples_file)
+    if design is not None:
+        where = None if mode == "overwrite" else out
+        chosen, source = design_for(
+            where, design.kind, design.perturbations(), design.n, design.seed
+        )
+        note = seed_note(chosen, source)
+        if note is not None:
+            logger.warning(note)
+        return SweepSpec.from_design(script, chosen)
     if mode in ("resume", "retry_failed"):
         return None
     raise SweepSpecError(
