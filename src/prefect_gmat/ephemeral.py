@@ -42,50 +42,57 @@ class EarlyServer:
             target=self._start, name="prefect-server-start", daemon=True
         )
         self._stopped = threading.Event()
+        self._starting = threading.Lock()  # stop() never misses a server being started
         self._thread.start()
 
     def _start(self) -> None:
         try:
             if os.environ.get("PREFECT_API_URL"):
                 return  # a running server: nothing to start (and no need to import Prefect)
-            from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+            from prefect.settings import (
+                PREFECT_API_URL,
+                PREFECT_SERVER_EPHEMERAL_ENABLED,
+                get_current_settings,
+            )
 
             if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
                 return  # a real server (or none allowed): Prefect's own behaviour
             import prefect
 
             port = free_port()
-            if self._stopped.is_set():
-                return
-            self._process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "--app-dir",
-                    str(prefect.__module_path__.parent),
-                    "--factory",
-                    "prefect.server.api.server:create_app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--log-level",
-                    "error",
-                    "--lifespan",
-                    "on",
-                ],
-                env={
-                    **os.environ,
-                    "PREFECT_UI_ENABLED": "0",
-                    "PREFECT__SERVER_EPHEMERAL": "1",
-                    "PREFECT__SERVER_FINAL": "1",
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": os.environ.get(
-                        "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
-                    ),
-                },
-                stdin=subprocess.DEVNULL,
-            )
+            with self._starting:
+                if self._stopped.is_set():
+                    return
+                self._process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "--app-dir",
+                        str(prefect.__module_path__.parent),
+                        "--factory",
+                        "prefect.server.api.server:create_app",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--log-level",
+                        "error",
+                        "--lifespan",
+                        "on",
+                    ],
+                    env={
+                        **os.environ,
+                        **get_current_settings().to_environment_variables(exclude_unset=True),
+                        "PREFECT_UI_ENABLED": "0",
+                        "PREFECT__SERVER_EPHEMERAL": "1",
+                        "PREFECT__SERVER_FINAL": "1",
+                        "PREFECT_SERVER_ANALYTICS_ENABLED": os.environ.get(
+                            "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
+                        ),
+                    },
+                    stdin=subprocess.DEVNULL,
+                )
             url = f"http://127.0.0.1:{port}/api"
             deadline = time.monotonic() + _HEALTH_TIMEOUT
             while time.monotonic() < deadline and not self._stopped.is_set():
@@ -132,7 +139,8 @@ class EarlyServer:
     def stop(self) -> None:
         """Stop the server if this object started one; never waits for a start under way."""
         self._stopped.set()
-        self._terminate()
+        with self._starting:
+            self._terminate()
 
     def _terminate(self) -> None:
         """SIGTERM now; reap (or SIGKILL after 5 s) in the background, so the caller goes on."""
