@@ -17,38 +17,39 @@ from pathlib import Path
 from typing import Any
 
 
-def run(step: dict[str, Any]) -> None:
+def run(step: dict[str, Any], pool: Any) -> None:
     import gmat_sweep
-    from gmat_sweep import LocalJoblibPool
 
     if step["op"] == "copy":
         shutil.copytree(step["out"], step["to"])
         return
-    with LocalJoblibPool(max_workers=2) as pool:
-        if step["op"] == "extend":
-            frame = gmat_sweep.monte_carlo_extend(
-                Path(step["out"]) / "manifest.jsonl",
-                Path(step["script"]),
-                n=step["n"],
-                backend=pool,
-                progress=False,
-            )
-        else:
-            design = getattr(gmat_sweep, step["op"])
-            perturb = {k: tuple(v) for k, v in step["perturb"].items()}  # JSON lists
-            frame = design(
-                Path(step["script"]),
-                n=step["n"],
-                perturb=perturb,
-                seed=step["seed"],
-                out=Path(step["out"]),
-                backend=pool,
-                postprocess=step.get("postprocess"),
-                progress=False,
-            )
+    if step["op"] == "extend":
+        frame = gmat_sweep.monte_carlo_extend(
+            Path(step["out"]) / "manifest.jsonl",
+            Path(step["script"]),
+            n=step["n"],
+            backend=pool,
+            progress=False,
+        )
+    else:
+        design = getattr(gmat_sweep, step["op"])
+        perturb = {k: tuple(v) for k, v in step["perturb"].items()}  # JSON lists
+        frame = design(
+            Path(step["script"]),
+            n=step["n"],
+            perturb=perturb,
+            seed=step["seed"],
+            out=Path(step["out"]),
+            backend=pool,
+            postprocess=step.get("postprocess"),
+            progress=False,
+        )
     frame.to_pickle(step["frame"])
 
 
 if __name__ == "__main__":
-    for given in json.loads(sys.argv[1]):
-        run(given)
+    from gmat_sweep import LocalJoblibPool
+
+    with LocalJoblibPool(max_workers=2) as shared:  # its engines start once for every step
+        for given in json.loads(sys.argv[1]):
+            run(given, shared)

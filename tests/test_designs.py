@@ -400,7 +400,7 @@ def test_samples_from_a_csv_and_a_hook_that_raises_on_some_runs(tmp_path: Path) 
         path,
         out=out,
         postprocess="tests.postprocess_hooks:refuses_late_launches",
-        workers=2,
+        workers=1,
         retries=2,
         params=True,
     )
@@ -419,7 +419,7 @@ def test_samples_from_a_csv_and_a_hook_that_raises_on_some_runs(tmp_path: Path) 
     assert statuses == {0: "ok", 1: "failed", 2: "ok", 3: "failed"}
     # a hook output that changed makes its run run again on resume, as a report would
     (out / "run-2" / "injection.json").write_text("{}")
-    resume(out, workers=2, archive=False)
+    resume(out, workers=1, archive=False)
     assert executions(out) == {0: 1, 1: 2, 2: 2, 3: 2}
 
 
@@ -459,7 +459,7 @@ def test_the_cli_runs_and_extends_a_monte_carlo_study(
 ) -> None:
     out = tmp_path / "cli"
     perturb = "--perturb TOI.Element1=normal:0.1:0.002 --perturb LaunchDelay.Value=uniform:0:600"
-    command = f"mc {DISPERSION} {perturb} --n 4 --seed 9 -o {out} --workers 2"
+    command = f"mc {DISPERSION} {perturb} --n 4 --seed 9 -o {out} --workers 1"
     assert main(command.split()) == 0
     header = read_manifest(out).header
     assert header["parameter_spec"] == {
@@ -474,7 +474,7 @@ def test_the_cli_runs_and_extends_a_monte_carlo_study(
     # extend with a script edited since (a comment): allowed explicitly, and recorded
     edited = tmp_path / "edited.script"
     edited.write_text(DISPERSION.read_text() + "% edited after the study\n")
-    grow = f"extend {out} --n 6 --script {edited} --allow-script-drift --workers 2"
+    grow = f"extend {out} --n 6 --script {edited} --allow-script-drift --workers 1"
     assert main(grow.split()) == 0
     grown = read_manifest(out)
     assert grown.ok_ids() == list(range(6))
@@ -515,8 +515,8 @@ def test_the_flow_takes_a_design_as_the_ui_run_form_sends_it(tmp_path: Path) -> 
         "dispersion-mc", overwrite=True
     )
     with quiet_prefect():
-        first = sweep_flow(script=str(DISPERSION), design=form, out=str(out), workers=2)
-        again = sweep_flow(sweep_spec="dispersion-mc", out=str(out), workers=2)
+        first = sweep_flow(script=str(DISPERSION), design=form, out=str(out), workers=1)
+        again = sweep_flow(sweep_spec="dispersion-mc", out=str(out), workers=1)
     # the block's seedless study is the one in out: it continues with the recorded seed
     assert (first["ok"], again["already_done"], again["ran"]) == (3, 3, 0)
     seed = read_manifest(out).header["sweep_seed"]
