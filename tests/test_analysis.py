@@ -421,7 +421,11 @@ def test_plots_are_published_as_picture_artifacts_and_never_fail_a_sweep(
 ) -> None:
     from prefect import flow, get_run_logger
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
     from prefect.runtime import flow_run
 
     from prefect_gmat.ui_plots import publish_plots
@@ -444,7 +448,45 @@ def test_plots_are_published_as_picture_artifacts_and_never_fail_a_sweep(
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) < 200_000
         assert "failed" in str(artifact.data)
 
+    # The sweep flow itself published them at its end (metric "auto": Sat.Earth.SMA)
+    with get_client(sync_client=True) as client:
+        corners = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["sweep-corner"]))
+        )
+        names = {client.read_flow_run(a.flow_run_id).name for a in corners if a.flow_run_id}
+    assert "sweep-leo_outputs-12pts" in names
     logger = logging.getLogger("tests.analysis")
     assert publish_plots(grid_out, logger, "off") == []
     assert publish_plots(grid_out, logger, "Sat.Nope") == []
     assert "sweep plots not published (no report has a column 'Sat.Nope'" in caplog.text
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def test_cli_prints_the_band_table_and_writes_each_plot(
+    grid_out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from prefect_gmat.cli import main
+
+    assert main(["summary", str(grid_out), "--report", "Orbit"]) == 0
+    text = capsys.readouterr().out
+    assert "12 runs (3 failed, 9 ok)" in text and "failed runs left out: 0, 4, 8" in text
+    row = next(line for line in text.splitlines() if line.startswith("Sat.Earth.SMA "))
+    assert row.split()[1] == "9" and row.split()[-1] == "km"  # ok runs ... unit
+    bundle = str(grid_out / "sweep_bundle.zip")
+    assert main(["summary", bundle, "--report", "Orbit", "--field", "Sat.Earth.ECC"]) == 0
+    text = capsys.readouterr().out
+    assert "Sat.Earth.ECC across runs at each time:" in text
+    assert len([line for line in text.splitlines() if line.startswith("2026-01-01")]) == 11
+
+    for kind in ("band", "corner", "heatmap", "convergence"):
+        dest = tmp_path / f"{kind}.png"
+        args = ["plot", bundle, kind, "--report", "Orbit", "--metric", "Sat.Earth.SMA"]
+        assert main([*args, "-o", str(dest)]) == 0
+        assert dest.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"wrote {dest}" in capsys.readouterr().out
+    assert main(["plot", str(grid_out), "band", "--report", "Orbit", "--metric", "Nope"]) == 2
+    assert "no report has a column 'Nope'" in capsys.readouterr().err
+    assert main(["summary", str(grid_out)]) == 2  # two reports: which one?
+    assert "pass report=" in capsys.readouterr().err

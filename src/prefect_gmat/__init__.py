@@ -24,7 +24,10 @@ from prefect_gmat.errors import (
     SweepDirectoryError,
     SweepSpecError,
 )
+from prefect_gmat.handle import SweepResults, open_sweep
+from prefect_gmat.sensitivity import sobol_analyze, sobol_sample
 from prefect_gmat.spec import uniform_samples
+from prefect_gmat.stats import mc_convergence, sweep_diff, sweep_summary
 
 __all__ = [
     "BundleError",
@@ -33,6 +36,7 @@ __all__ = [
     "PrefectGmatError",
     "RunError",
     "SweepDirectoryError",
+    "SweepResults",
     "SweepSpecError",
     "archive",
     "explicit",
@@ -41,10 +45,16 @@ __all__ = [
     "latin_hypercube",
     "load_bundle",
     "load_sweep",
+    "mc_convergence",
     "monte_carlo",
+    "open_sweep",
     "resume",
     "retry_failed",
+    "sobol_analyze",
+    "sobol_sample",
     "sweep",
+    "sweep_diff",
+    "sweep_summary",
     "uniform_samples",
     "verify_bundle",
 ]

@@ -271,6 +271,66 @@ def _cmd_emit_script_updated(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from prefect_gmat.handle import open_sweep
+    from prefect_gmat.plotting import gmat_unit
+    from prefect_gmat.stats import final_bands, sweep_summary
+
+    with open_sweep(args.out) as results:
+        df = results.frame(args.report, params=True)
+        counts = ", ".join(f"{n} {status}" for status, n in results.status_counts.items())
+        failed = results.failures.index.tolist()
+    print(f"sweep  {args.out}: {results.run_count} runs ({counts})")
+    if failed:
+        shown = ", ".join(map(str, failed[:20])) + (" ..." if len(failed) > 20 else "")
+        print(f"failed runs left out: {shown} (prefect-gmat show OUT for the causes)")
+    with pd.option_context("display.width", 160, "display.max_columns", 20):
+        if args.field:
+            if args.field not in df.columns:
+                raise SweepSpecError(
+                    f"no field {args.field!r}; the frame has: "
+                    f"{', '.join(c for c in df.columns if c != '__status')}.",
+                    field="field",
+                    value=args.field,
+                )
+            band = sweep_summary(df[[args.field, "__status"]], include=("count_ok", "mean"))
+            table = pd.DataFrame(band.xs(args.field, level="field", axis=1))
+            table.columns = pd.Index(["ok runs", "mean", "5 %", "median", "95 %"])
+            unit = gmat_unit(args.field)
+            print(f"{args.field}{f' [{unit}]' if unit else ''} across runs at each time:")
+        else:
+            table = final_bands(df).rename(
+                columns={"q0.05": "5 %", "q0.5": "median", "q0.95": "95 %"}
+            )
+            table["unit"] = [gmat_unit(str(f)) or "" for f in table.index]
+            print("each field's last value per ok run, across runs:")
+        print(table.to_string(float_format=lambda v: f"{v:.6g}"))
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    import os
+
+    from prefect_gmat.handle import open_sweep
+    from prefect_gmat.ui_plots import render_plot
+
+    try:
+        with open_sweep(args.out) as results:
+            image = render_plot(
+                results.root, args.kind, metric=args.metric, report=args.report, x=args.x, y=args.y
+            )
+    except ImportError as exc:  # the plot extra is missing: say so, no traceback
+        print(f"prefect-gmat: error: {exc}", file=sys.stderr)
+        return 2
+    dest = Path(args.output or f"{args.kind}.png")
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.write_bytes(image.png)
+    os.replace(tmp, dest)
+    caption = image.caption.replace("**", "").replace("`", "")
+    print(f"wrote {dest} ({len(image.png):,} bytes): {caption}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prefect-gmat", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -365,6 +425,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emit.add_argument("script", help="the GMAT .script that changed")
     emit.set_defaults(func=_cmd_emit_script_updated)
+    summary = sub.add_parser(
+        "summary", help="per-field band table of a sweep (its directory or bundle)"
+    )
+    summary.add_argument("out", help="sweep directory or bundle .zip")
+    summary.add_argument("--report", help="the report, when the script writes several")
+    summary.add_argument("--field", help="print this field's band over time instead")
+    summary.set_defaults(func=_cmd_summary)
+
+    plot = sub.add_parser("plot", help="write a PNG plot of a sweep (its directory or bundle)")
+    plot.add_argument("out", help="sweep directory or bundle .zip")
+    plot.add_argument("kind", choices=["band", "corner", "heatmap", "convergence"])
+    plot.add_argument(
+        "--metric", default="auto", help="report column to plot (auto: first numeric non-field)"
+    )
+    plot.add_argument("--report", help="the report, when the script writes several")
+    plot.add_argument("--x", help="heatmap: field on the x axis (default: the grid's first)")
+    plot.add_argument("--y", help="heatmap: field on the y axis (default: the grid's second)")
+    plot.add_argument("-o", "--output", help="PNG to write (default: KIND.png)")
+    plot.set_defaults(func=_cmd_plot)
+
     return parser
 
 

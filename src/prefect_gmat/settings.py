@@ -87,6 +87,15 @@ class GmatSettings(BaseSettings):
         ),
     )
 
+    plot_metric: str = Field(
+        default="auto",
+        description=(
+            "The report column a finished sweep's plot artifacts show (band over time, "
+            "corner, Monte Carlo convergence): 'auto' (the first numeric column that is not "
+            "a swept field), a column name, or 'off'."
+        ),
+    )
+
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
 

@@ -247,13 +247,18 @@ def sweep_plots(out: str | Path, metric: str = "auto") -> list[PlotImage]:
     return images
 
 
-def publish_plots(out: Path, logger: Logger, metric: str | None = "auto") -> list[str]:
+def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[str]:
     """Publish the sweep's plots as artifacts of the current flow run; returns their keys.
 
-    ``metric`` ``off`` (or None) publishes nothing. Never raises: a sweep's
-    result does not depend on its pictures.
+    ``metric`` is a report column, ``auto`` or ``off`` (publish nothing); None
+    takes the ``plot_metric`` setting. Never raises: a sweep's result does not
+    depend on its pictures.
     """
-    if metric is None or metric.strip().lower() in OFF:
+    if metric is None:
+        from prefect_gmat.settings import get_settings
+
+        metric = get_settings().plot_metric
+    if metric.strip().lower() in OFF:
         return []
     try:
         from prefect.artifacts import create_markdown_artifact

@@ -52,6 +52,7 @@ from prefect_gmat.sweepdir import (
 from prefect_gmat.tasks.archive import archive_sweep
 from prefect_gmat.tasks.manifest import record_outcomes
 from prefect_gmat.tasks.run import run_points
+from prefect_gmat.ui_plots import publish_plots
 from prefect_gmat.validation import check_against_engine
 
 __all__ = ["SweepOptions", "sweep_flow"]
@@ -305,6 +306,7 @@ def sweep_flow(
     postprocess: str | None = None,
     extend_to: int | None = None,
     allow_script_drift: bool = False,
+    plot_metric: str | None = None,
 ) -> dict[str, Any]:
     """Fly one GMAT script over a grid (or explicit samples) as task runs.
 
@@ -319,6 +321,8 @@ def sweep_flow(
     ``workers`` processes) or a scheduler address such as ``tcp://host:8786``.
     ``points_per_task``: "auto" (default) runs one point per task run unless many
     short runs make batching worth it; a number fixes the points per task run.
+    ``plot_metric``: the report column the plot artifacts show (``auto`` picks
+    one, ``off`` publishes none); unset, the ``PREFECT_GMAT_PLOT_METRIC`` setting.
     ``design`` is a Monte Carlo or Latin hypercube study instead of a grid (without a
     seed one is drawn and recorded); ``samples_file`` a CSV or Parquet file of samples;
     ``postprocess`` a per-run hook, ``"package.module:function"``. ``mode`` ``extend``
@@ -380,6 +384,7 @@ def sweep_flow(
         "failures": {str(k): v for k, v in sorted(tally.failures.items())},
     }
     publish_summary(options.out, logger)
+    publish_plots(options.out, logger, plot_metric)  # never fails the sweep
     emit_sweep_completed(summary, str(plan.spec.script))
     if tally.failed:
         logger.warning("%d of %d runs failed; see %s", tally.failed, len(plan.to_run), options.out)
