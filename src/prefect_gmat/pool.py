@@ -14,8 +14,9 @@ worker, send the jobs and stream back one outcome per job:
   replaced and only this run fails, with the cause (``worker died: signal 9``).
 
 A worker is retired after ``recycle_after`` runs, which bounds state the engine
-leaks across runs. Replacements start at once, in the background, so the
-engine warm-up of a new worker overlaps other runs.
+leaks across runs; its successor starts a few runs earlier, so it is warm when
+the old one stops. Replacements of lost workers start at once, in the
+background, so the engine warm-up of a new worker overlaps other runs.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._live: set[_Worker] = set()
         self._closed = False
+        self._successors: queue.Queue[_Worker] = queue.Queue()  # see _prestart_successor
         for _ in range(workers):
             self._idle.put(self._spawn())
 
@@ -274,12 +276,26 @@ class WorkerPool:
                 return worker
             self._replace(worker, kill=True)  # died between jobs: no run was lost
 
+    def _prestart_successor(self, worker: _Worker) -> None:
+        """Start the process that will take over from ``worker`` a little before it retires,
+        so its engine is warm when the old one stops (no engine missing meanwhile)."""
+        if self.recycle_after is None or self._closed:
+            return
+        lead = max(1, min(50, self.recycle_after // 10))
+        if worker.runs == max(1, self.recycle_after - lead):
+            self._successors.put(self._spawn())
+
     def _give_back(self, worker: _Worker) -> None:
         worker.busy = False
         if self.recycle_after is not None and worker.runs >= self.recycle_after:
             with contextlib.suppress(OSError):
                 worker.conn.send(None)
-            self._replace(worker, kill=False)
+            self._discard(worker, kill=False)
+            if not self._closed:
+                try:
+                    self._idle.put(self._successors.get_nowait())
+                except queue.Empty:
+                    self._idle.put(self._spawn())
         else:
             self._idle.put(worker)
 
@@ -338,6 +354,7 @@ class WorkerPool:
             assert kind == "done"
             remaining.pop(0)
             worker.runs += 1
+            self._prestart_successor(worker)
             if not remaining:
                 self._give_back(worker)
             result: Outcome = outcome
