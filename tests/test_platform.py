@@ -54,7 +54,7 @@ from prefect_gmat.flows.followers import VERIFIED_KEY
 from prefect_gmat.manifest import read_manifest
 from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
-from tests.conftest import DEMO_SCRIPT, REPO, executions
+from tests.conftest import DATA, DEMO_SCRIPT, REPO, executions
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -259,6 +259,50 @@ def test_deployment_run_with_parameters(platform: Platform) -> None:
     payload = completed[0]["payload"]
     assert (payload["ok"], payload["failed"], payload["runs"]) == (3, 0, 3)
     assert payload["bundle"] == str(out / BUNDLE_NAME)
+
+
+def test_deployment_run_of_a_monte_carlo_study_from_the_run_forms_design(
+    platform: Platform,
+) -> None:
+    """The ``design`` parameter as the UI's Run form sends it, unseeded: drawn and recorded."""
+    from prefect_gmat.designs import monte_carlo_points, parse_perturb
+
+    out = platform.root / "dispersion"
+    perturb = {
+        "TOI.Element1": {"dist": "normal", "mu": 0.1, "sigma": 0.002},
+        "LaunchDelay.Value": {"dist": "uniform", "lo": 0, "hi": 600},
+    }
+    design = {"kind": "monte_carlo", "perturb": perturb, "n": 4, "seed": None}
+    done = platform.server.run(
+        [
+            *prefect_command(),
+            "deployment",
+            "run",
+            f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}",
+            "--param",
+            f"script={DATA / 'launch_dispersion.script'}",
+            "--param",
+            f"design={json.dumps(design)}",
+            "--param",
+            f"out={out}",
+            "--param",
+            "workers=2",
+        ]
+    )
+    match = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
+    assert match, done.stdout
+    run_id = UUID(match.group(1))
+    with platform.client() as client:
+        run = _wait_for("the study's flow run", lambda: _finished(client, run_id), platform)
+        _assert_completed(run, platform)
+        assert run.name == "sweep-launch_dispersion-4pts"
+        logs = _logs_once(client, run_id, "seed not given: drew seed", platform)
+    header = read_manifest(out).header
+    seed = header["sweep_seed"]
+    assert header["parameter_spec"]["_kind"] == "monte_carlo" and isinstance(seed, int)
+    assert any(f"seed={seed}" in log.message for log in logs)
+    drawn = monte_carlo_points(parse_perturb(perturb), 4, seed)
+    assert [read_manifest(out).records[i]["overrides"] for i in range(4)] == drawn
 
 
 def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
