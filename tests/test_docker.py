@@ -244,6 +244,20 @@ def _engine_slot_events(platform: DockerPlatform, run_id: UUID) -> list[dict[str
     return events
 
 
+def test_the_image_runs_as_a_user_with_its_engine_built_in(platform: DockerPlatform) -> None:
+    """Not root, and the shim root is in the image, read-only: a first run cannot rebuild it."""
+    probe = (
+        "import os; from prefect_gmat.engine import resolve_engine; "
+        "root = resolve_engine().root; "
+        "print(os.getuid(), root, os.access(root.parent, os.W_OK))"
+    )
+    out = docker("run", "--rm", "--network", "none", IMAGE, "python", "-c", probe).stdout
+    uid, root, writable = out.split()
+    assert int(uid) == image_user(IMAGE)[0] != 0
+    assert root.startswith("/opt/prefect-gmat/cache/shim/gmatpy-")
+    assert writable == "False"
+
+
 def test_a_deployment_run_sweeps_in_a_container_onto_the_host_volume(
     platform: DockerPlatform,
 ) -> None:

@@ -462,26 +462,28 @@ def build_image(
     if gid is None:
         gid = os.getgid() if os.getuid() else DEFAULT_UID
     step = time.monotonic()
-    docker(
-        "build",
-        "--network",
-        "none",
-        "--build-arg",
-        f"BASE_IMAGE={base}",
-        "--build-arg",
-        f"GMAT_UID={uid}",
-        "--build-arg",
-        f"GMAT_GID={gid}",
-        "--tag",
-        tag,
-        "--file",
-        str(repo / "Dockerfile"),
-        str(repo),
-        timeout=1800,
-    )
+    try:
+        docker(
+            "build",
+            "--network",
+            "none",
+            "--build-arg",
+            f"BASE_IMAGE={base}",
+            "--build-arg",
+            f"GMAT_UID={uid}",
+            "--build-arg",
+            f"GMAT_GID={gid}",
+            "--tag",
+            tag,
+            "--file",
+            str(repo / "Dockerfile"),
+            str(repo),
+            timeout=1800,
+        )
+    finally:
+        shutil.rmtree(context, ignore_errors=True)  # hard links into the wheel cache
     seconds["docker build"] = time.monotonic() - step
     seconds["total"] = time.monotonic() - began
-    shutil.rmtree(context, ignore_errors=True)
     size = int(docker("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip())
     user = docker("image", "inspect", "--format", "{{.Config.User}}", tag).stdout.strip()
     return BuildReport(tag, base, target.version, size, user, seconds)
