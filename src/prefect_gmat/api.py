@@ -93,11 +93,14 @@ def sweep(
     grid: Mapping[str, Iterable[Any]] | None = None,
     out: PathLike | None = None,
     *,
-    samples: Sequence[Mapping[str, Any]] | None = None,
+    samples: Sequence[Mapping[str, Any]] | PathLike | pd.DataFrame | None = None,
     overwrite: bool = False,
     **knobs: Unpack[SweepKnobs],
 ) -> pd.DataFrame:
     """Run ``script`` once per grid point (or sample) as a Prefect flow; return the frame.
+
+    ``samples`` are mappings, one per run, or (as gmat-sweep's) a DataFrame or a CSV or
+    Parquet file with one column per field (see :func:`explicit`).
 
     The frame is indexed by ``(run_id, time)`` with the report's columns and
     ``__status``. The sweep directory ``out`` keeps ``manifest.jsonl``,
@@ -115,7 +118,7 @@ def sweep(
     spec = (
         SweepSpec.from_grid(script, grid)
         if grid is not None
-        else SweepSpec.from_samples(script, samples or [])
+        else SweepSpec.from_samples(script, samples)
     )
     return run_spec(spec, out, "overwrite" if overwrite else "new", knobs)
 
