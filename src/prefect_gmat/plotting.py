@@ -233,6 +233,8 @@ def sweep_corner(
     ``auto`` (hexbin above 2000 runs). Returns the ``(N, N)`` array of Axes.
     """
     require_matplotlib()
+    from matplotlib.ticker import MaxNLocator
+
     read = _as_manifest(manifest)
     names = _resolve_params(df, params, read, "sweep_corner")
     if metric is None:
@@ -318,6 +320,10 @@ def sweep_corner(
                 ax.set_xlabel(_label(col))
             if j == 0 and i != j:
                 ax.set_ylabel(_label(row))
+            # Few, slanted ticks: long GMAT values (0.0075, 7400.5) must not run together.
+            ax.xaxis.set_major_locator(MaxNLocator(4))
+            ax.yaxis.set_major_locator(MaxNLocator(5, integer=i == j))  # counts are whole
+            ax.tick_params(axis="x", labelrotation=30)
     figure = grid[0, 0].figure
     if mappable is not None:
         figure.colorbar(mappable, ax=grid.ravel().tolist(), label=_label(_metric_name(metric)))
