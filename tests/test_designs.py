@@ -216,12 +216,11 @@ SEED = 20261128
 HOOK = "tests.postprocess_hooks:injection_summary"
 
 
-def gmat_sweep_steps(steps: list[dict[str, Any]]) -> None:
-    """Run gmat-sweep 0.6.0's steps (tests.gmat_sweep_designs) in one subprocess."""
+def gmat_sweep_steps(steps: list[dict[str, Any]]) -> subprocess.Popen[str]:
+    """Start gmat-sweep 0.6.0's steps (tests.gmat_sweep_designs) in one subprocess."""
     env = {**os.environ, "GMAT_ROOT": str(shim_root())}
     args = [sys.executable, "-m", "tests.gmat_sweep_designs", json.dumps(steps)]
-    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    return subprocess.Popen(args, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
 
 
 def record_lines(out: Path) -> list[str]:
@@ -256,7 +255,7 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
     lines60, files60 = record_lines(base / "ours"), file_hashes(base / "ours")
     shutil.copytree(base / "ours", base / "ours-for-them")
     script = str(DISPERSION)
-    gmat_sweep_steps(
+    reference = gmat_sweep_steps(
         [
             {"op": "monte_carlo", "script": script, "out": str(base / "theirs"), "n": 60,
              **common, "postprocess": HOOK, "frame": str(base / "theirs60.pkl")},
@@ -269,21 +268,29 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
              "n": 10, **common, "frame": str(base / "theirs-lhs.pkl")},
         ]
     )  # fmt: skip
+    try:  # meanwhile, what needs only our own studies
+        ours90 = extend(base / "ours", n=90, workers=2)
+        ours_lhs = latin_hypercube(
+            DISPERSION, n=10, **common, out=base / "ours-lhs", workers=2, archive=False
+        )
+        _, errors = reference.communicate(timeout=600)
+    finally:
+        if reference.poll() is None:
+            reference.kill()
+    assert reference.returncode == 0, errors[-3000:]
     return Studies(
         base=base,
         ours60=ours60,
         theirs60=pd.read_pickle(base / "theirs60.pkl"),
         lines60=lines60,
         files60=files60,
-        ours90=extend(base / "ours", n=90, workers=2),
+        ours90=ours90,
         theirs90=pd.read_pickle(base / "theirs90.pkl"),
         theirs_extending_ours=pd.read_pickle(base / "them-on-ours.pkl"),
         ours_extending_theirs=extend(
             base / "theirs-for-us", n=65, script=DISPERSION, workers=2, archive=False
         ),
-        ours_lhs=latin_hypercube(
-            DISPERSION, n=10, **common, out=base / "ours-lhs", workers=2, archive=False
-        ),
+        ours_lhs=ours_lhs,
         theirs_lhs=pd.read_pickle(base / "theirs-lhs.pkl"),
     )
 
