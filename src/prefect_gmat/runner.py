@@ -17,7 +17,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -108,6 +108,21 @@ class Outcome:
 
     def with_attempts(self, attempts: int) -> Outcome:
         return replace(self, attempts=attempts)
+
+    def __setstate__(self, state: list[Any]) -> None:
+        """Unpickle; a field added since the outcome was persisted gets its default.
+
+        Prefect keeps outcomes in the sweep's result storage, so a sweep resumed by a
+        newer version reads outcomes pickled without, e.g., ``extra_outputs``.
+        """
+        for index, spec in enumerate(fields(self)):
+            if index < len(state):
+                value = state[index]
+            elif spec.default_factory is not MISSING:
+                value = spec.default_factory()
+            else:
+                value = spec.default
+            object.__setattr__(self, spec.name, value)
 
 
 def failed_outcome(
