@@ -1,13 +1,14 @@
 """Refresh the README's Prefect UI screenshots: a real server, a deployed sweep, headless Chromium.
 
-    uv run python scripts/screenshot_ui.py   # docs/flow-run.png, docs/flow-run-artifacts.png
+    uv run python scripts/screenshot_ui.py   # docs/flow-run{,-artifacts,-plots}.png
 
 It follows the README's "Deploy to a work pool" steps against a throw-away
 server (its own PREFECT_HOME, a free 127.0.0.1 port): work pool, engine limit,
 ``prefect deploy --all``, a process worker, ``prefect deployment run`` of a
 12-point sweep. Then it drives headless Chromium (Debian's ``chromium``
 package) over the DevTools protocol: opens the flow run page, waits for the
-run graph, and captures the "Task Runs" and "Artifacts" tabs. Everything it
+run graph, and captures the "Task Runs" and "Artifacts" tabs, then the Artifacts
+tab's list view, where the sweep's plot artifacts show as pictures. Everything it
 started is stopped by process id when it ends, even on failure.
 """
 
@@ -36,12 +37,14 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from websockets.sync.client import ClientConnection, connect
 
 from prefect_gmat.deployments import ENGINE_LIMIT, POOL, SWEEP_DEPLOYMENT, SWEEP_FLOW
+from prefect_gmat.deployments.image import DOCKER_POOL
 from prefect_gmat.deployments.local import LocalServer, prefect_command
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "src" / "prefect_gmat" / "scripts" / "leo_short.script"
 GRID = {"Sat.ECC": [0.001, 0.01], "Sat.SMA": [7000, 7100, 7200, 7300, 7400, 7500]}
 WIDTH, HEIGHT = 1600, 1000
+PLOTS_HEIGHT = 1500
 
 
 class Browser:
@@ -130,6 +133,8 @@ def run_sweep(server: LocalServer, work: Path) -> UUID:
     """The README's steps against ``server``; returns the id of the finished sweep's flow run."""
     prefect = prefect_command()
     server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
+    # prefect.yaml's sweep-docker needs its pool to deploy (as in tests/test_platform.py).
+    server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
     server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "2"])
     server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
     server.run([*prefect, "--no-prompt", "deploy", "--all"], cwd=REPO)
@@ -187,6 +192,21 @@ def capture(url: str, docs: Path, chromium: str, work: Path) -> None:
         browser.wait_for("document.body.innerText.includes('sweep-summary')")
         time.sleep(2)
         browser.screenshot(docs / "flow-run-artifacts.png")
+        # The list view renders each artifact's description: the plots' PNGs themselves.
+        browser.evaluate("document.querySelectorAll('.p-button-group__button')[1].click()")
+        picture = "document.querySelector('img[src^=\"data:image/png\"]')"
+        browser.wait_for(f"{picture} !== null && {picture}.complete")
+        # A taller page, from the tabs down: the band and the corner plot in one picture.
+        browser.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=WIDTH,
+            height=PLOTS_HEIGHT,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        browser.evaluate("document.getElementById('artifacts').scrollIntoView({block: 'start'})")
+        time.sleep(2)
+        browser.screenshot(docs / "flow-run-plots.png")
     finally:
         browser.close()
 

@@ -269,9 +269,9 @@ def test_statistics_equal_gmat_sweeps_on_a_sweep_with_failed_runs(grid_out: Path
 
 
 def test_sobol_design_and_indices_equal_gmat_sweeps(tmp_path: Path, grid_out: Path) -> None:
-    design = sobol_sample(PERTURB, 4, seed=11)
-    pd.testing.assert_frame_equal(design, gs.sobol_sample(PERTURB, 4, seed=11))
-    assert design.shape == (4 * (2 * 2 + 2), 2)
+    design = sobol_sample(PERTURB, 2, seed=11)  # 12 runs: small, but a whole design
+    pd.testing.assert_frame_equal(design, gs.sobol_sample(PERTURB, 2, seed=11))
+    assert design.shape == (2 * (2 * 2 + 2), 2)
     first = sobol_sample(PERTURB, 4, seed=11, calc_second_order=False)
     pd.testing.assert_frame_equal(
         first, gs.sobol_sample(PERTURB, 4, seed=11, calc_second_order=False)
@@ -306,7 +306,7 @@ def test_sobol_design_and_indices_equal_gmat_sweeps(tmp_path: Path, grid_out: Pa
     with pytest.raises(SweepSpecError, match=r"run\(s\) 0, 4, 8 failed.*retry_failed"):
         sobol_analyze(with_failures, PERTURB, "Sat.Earth.SMA")
     with pytest.raises(SweepSpecError, match="not a Saltelli design"):
-        sobol_analyze(df.loc[df.index.get_level_values("run_id") < 20], PERTURB, "Sat.X")
+        sobol_analyze(df.loc[df.index.get_level_values("run_id") < 10], PERTURB, "Sat.X")
 
 
 # --- plots -------------------------------------------------------------------------------
@@ -490,3 +490,24 @@ def test_cli_prints_the_band_table_and_writes_each_plot(
     assert "no report has a column 'Nope'" in capsys.readouterr().err
     assert main(["summary", str(grid_out)]) == 2  # two reports: which one?
     assert "pass report=" in capsys.readouterr().err
+
+
+def test_a_monte_carlo_study_publishes_its_convergence(tmp_path: Path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from prefect_gmat import monte_carlo
+
+    out = tmp_path / "mc"
+    df = monte_carlo(DEMO_SCRIPT, 16, PERTURB, seed=3, out=out, workers=2, archive=False)
+    assert (df["__status"] == "ok").all()
+    with get_client(sync_client=True) as client:
+        runs = [r for r in client.read_flow_runs() if r.name == "sweep-leo_short-16pts"]
+        assert len(runs) == 1
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[runs[0].id]))
+        )
+    keys = {a.key for a in artifacts}
+    assert {"sweep-band", "sweep-corner", "sweep-convergence"} <= keys
+    convergence = next(a for a in artifacts if a.key == "sweep-convergence")
+    assert "monte carlo design, 16 ok runs" in str(convergence.data)

@@ -285,7 +285,7 @@ def sweep_corner(
                 ax.set_visible(False)
                 continue
             if i == j:
-                ax.hist(joined[row].to_numpy(dtype=float), bins="auto", color="steelblue")
+                _histogram(ax, joined[row].to_numpy(dtype=float))
                 ax.set_ylabel("runs" if j == 0 else "")
             elif hexbin:
                 options: dict[str, Any] = {"gridsize": 30, "mincnt": 1, **kwargs}
@@ -334,6 +334,16 @@ def sweep_corner(
     figure.suptitle(title)
     result: NDArray[Any] = grid
     return result
+
+
+def _histogram(ax: Axes, values: NDArray[Any]) -> None:
+    """A grid's few levels as one bar each (with gaps); a dispersion's as numpy's auto bins."""
+    levels, counts = np.unique(values, return_counts=True)
+    if len(levels) > 20:
+        ax.hist(values, bins="auto", color="steelblue")
+        return
+    width = 0.6 * (float(np.min(np.diff(levels))) if len(levels) > 1 else 1.0)
+    ax.bar(levels, counts, width=width, color="steelblue")
 
 
 def sweep_heatmap(
