@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -35,7 +36,7 @@ from prefect_gmat.engine import shim_root
 from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
 from prefect_gmat.manifest import ManifestWriter, make_header, read_manifest
 from prefect_gmat.quiet import quiet_prefect
-from prefect_gmat.runner import sha256_file
+from prefect_gmat.runner import Outcome, sha256_file
 from prefect_gmat.spec import canonical_script_sha256
 from tests.conftest import DATA, REPO, executions
 
@@ -152,6 +153,16 @@ def test_cli_perturb_option_errors() -> None:
         "TOI.Element1",
         ["normal", 0.1, 0.01],
     )
+
+
+def test_an_outcome_persisted_before_hook_fields_existed_still_loads() -> None:
+    """Prefect keeps outcomes pickled; one from before ``extra_outputs`` gets the default."""
+    outcome = Outcome(run_id=3, status="ok", overrides={"Sat.SMA": 7000.0}, attempts=2)
+    assert pickle.loads(pickle.dumps(outcome)) == outcome
+    older = Outcome.__new__(Outcome)
+    state: list[Any] = outcome.__getstate__()  # type: ignore[assignment]
+    older.__setstate__(state[:14])  # as pickled before the two hook fields
+    assert (older.extra_outputs, older.postprocess_status, older.attempts) == ({}, "none", 2)
 
 
 # --- samples from files ------------------------------------------------------------------
@@ -491,6 +502,10 @@ def test_the_cli_runs_and_extends_a_monte_carlo_study(
     ]
     verify_bundle(out / "sweep_bundle.zip")  # bundled with the script of the header
     bad = f"mc {DISPERSION} --perturb TOI.Element1=gauss:0:1 --n 4 -o {tmp_path / 'x'}"
+    assert main(["show", str(out)]) == 0
+    assert "design   monte_carlo, n=6, seed=9: LaunchDelay.Value=['uniform'" in (
+        capsys.readouterr().out
+    )
     assert main(bad.split()) == 2
     assert "unknown distribution 'gauss'" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()

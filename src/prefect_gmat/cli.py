@@ -213,6 +213,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
     print(f"script   {header.get('script_path')} (sha256 {header['script_sha256'][:12]}...)")
     print(f"engine   {header['gmat_install_version']} ({header.get('engine_source', '?')})")
     print(f"runs     {len(manifest.records)} recorded of {header['run_count']}: {statuses}")
+    design = header.get("parameter_spec") or {}
+    if design.get("_kind") in ("monte_carlo", "latin_hypercube"):
+        fields = ", ".join(f"{k}={v}" for k, v in sorted(design["perturb"].items()))
+        print(f"design   {design['_kind']}, n={design['n']}, seed={design['seed']}: {fields}")
+    if header.get("postprocess"):
+        print(f"hook     {header['postprocess']}")
     for run_id in manifest.failed_ids():
         record = manifest.records[run_id]
         print(f"  run {run_id} failed: {record.get('error') or record.get('stderr')}")
