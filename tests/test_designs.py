@@ -477,8 +477,9 @@ def test_the_cli_runs_and_extends_a_monte_carlo_study(
 ) -> None:
     out = tmp_path / "cli"
     perturb = "--perturb TOI.Element1=normal:0.1:0.002 --perturb LaunchDelay.Value=uniform:0:600"
-    command = f"mc {DISPERSION} {perturb} --n 4 --seed 9 -o {out} --workers 1"
-    assert main(command.split()) == 0
+    hook = "--postprocess tests.postprocess_hooks:refuses_late_launches"  # > 300 s fails
+    command = f"mc {DISPERSION} {perturb} --n 4 --seed 9 -o {out} {hook} --workers 1"
+    assert main(command.split()) == 1  # launch delays 53, 360, 92, 314 s: two failed runs
     header = read_manifest(out).header
     assert header["parameter_spec"] == {
         "_kind": "monte_carlo",
@@ -489,13 +490,15 @@ def test_the_cli_runs_and_extends_a_monte_carlo_study(
             "LaunchDelay.Value": ["uniform", 0.0, 600.0],
         },
     }
-    # extend with a script edited since (a comment): allowed explicitly, and recorded
+    # extend with a script edited since (a comment): allowed explicitly, and recorded.
+    # The hook's failures are for good, so the study grows (gmat-sweep would refuse).
     edited = tmp_path / "edited.script"
     edited.write_text(DISPERSION.read_text() + "% edited after the study\n")
     grow = f"extend {out} --n 6 --script {edited} --allow-script-drift --workers 1"
-    assert main(grow.split()) == 0
+    assert main(grow.split()) == 1  # 563 s fails, 129 s is ok
     grown = read_manifest(out)
-    assert grown.ok_ids() == list(range(6))
+    assert (grown.ok_ids(), grown.failed_ids()) == ([0, 2, 5], [1, 3, 4])
+    assert executions(out) == dict.fromkeys(range(6), 1)  # only the new runs ran
     assert grown.header["script_sha256"] == canonical_script_sha256(edited)
     assert grown.header["script_history"] == [
         {"script_sha256": header["script_sha256"], "run_ids": [0, 3]}

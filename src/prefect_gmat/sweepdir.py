@@ -33,7 +33,7 @@ from prefect_gmat.manifest import (
     make_header,
     read_manifest,
 )
-from prefect_gmat.runner import hashed_outputs, sha256_file
+from prefect_gmat.runner import TRANSIENT_FAILURES, hashed_outputs, sha256_file
 from prefect_gmat.spec import Point, SweepSpec, canonical_script_sha256
 
 __all__ = [
@@ -273,8 +273,15 @@ def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) ->
     spec = _check_sweep_dir(out, spec, mode)
     manifest_path = out / MANIFEST_NAME
     if mode == "extend":
-        _record_extension(read_manifest(manifest_path), spec)
-        mode = "resume"
+        start = _record_extension(read_manifest(manifest_path), spec)
+        grown = read_manifest(manifest_path)
+        writer = ManifestWriter.open_existing(manifest_path)
+        todo = [
+            p
+            for p in spec.points()
+            if p.run_id >= start and not _finished(grown.records.get(p.run_id))
+        ]
+        return SweepPlan(spec, writer, todo, len(spec) - len(todo), grown.header)
     if mode == "new" and manifest_path.exists():
         mode = "resume"  # the same sweep again (checked above): run what is not ok
     if mode in ("resume", "retry_failed"):
@@ -431,27 +438,42 @@ def _check_extension(existing: ManifestData, wanted: int) -> None:
             field="n",
             value=wanted,
         )
-    unfinished = [i for i in range(now) if not _finished(existing.records.get(i))]
-    if unfinished:
-        shown = ", ".join(map(str, unfinished[:20])) + (" ..." if len(unfinished) > 20 else "")
+    unsettled = [i for i in range(now) if not _settled(existing.records.get(i))]
+    if unsettled:
+        shown = ", ".join(map(str, unsettled[:20])) + (" ..." if len(unsettled) > 20 else "")
         raise SweepSpecError(
-            f"the study in {existing.path.parent} is not complete (runs {shown} are failed, "
-            "missing or their outputs changed); resume it first, then extend.",
+            f"the study in {existing.path.parent} is not complete (runs {shown} are missing, "
+            "failed for a reason that may pass on a retry, or their outputs changed); resume "
+            "it first, then extend.",
             field="n",
             value=wanted,
         )
 
 
-def _record_extension(existing: ManifestData, spec: SweepSpec) -> None:
+def _settled(record: Mapping[str, Any] | None) -> bool:
+    """Ok and intact, or failed for good (the same input fails again): a study can grow.
+
+    gmat-sweep refuses any failed run; a run our worker failed deterministically
+    (field, load, engine, postprocess) would only fail again on resume.
+    """
+    if _finished(record):
+        return True
+    failure = None if record is None else record.get("failure")
+    return failure is not None and failure not in TRANSIENT_FAILURES
+
+
+def _record_extension(existing: ManifestData, spec: SweepSpec) -> int:
     """Rewrite the header with the grown study; every record line is kept byte for byte.
 
     The new ``n`` is what both tools read, so a killed extension resumes to ``n``, and
-    gmat-sweep sees the study it would have made with ``monte_carlo(n=...)``.
+    gmat-sweep sees the study it would have made with ``monte_carlo(n=...)``. Returns
+    the first run id of the extension (of the one being continued, if so).
     """
     header = dict(existing.header)
     before = int(effective_parameter_spec(existing)["n"])
     if spec.design is None or spec.design.n == before:
-        return  # nothing to grow: the extension is being continued
+        extensions = header.get("extended") or [{"from_n": before}]
+        return int(extensions[-1]["from_n"])  # the extension is being continued
     sha = canonical_script_sha256(spec.script)
     if sha != header.get("script_sha256"):
         header["script_history"] = [
@@ -483,3 +505,4 @@ def _record_extension(existing: ManifestData, spec: SweepSpec) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+    return before
