@@ -66,7 +66,9 @@ except Exception as exc:  # two reports: the runs are done, only the frame needs
 def grid_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Our sweep of leo_outputs.script: 12 runs, 3 failed, two reports and an ephemeris."""
     out = tmp_path_factory.mktemp("analysis") / "grid"
-    sweep(OUTPUTS_SCRIPT, grid=GRID, out=out, workers=2, report="Orbit")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PREFECT_GMAT_PLOT_METRIC", "auto")  # the default, whatever the suite sets
+        sweep(OUTPUTS_SCRIPT, grid=GRID, out=out, workers=2, report="Orbit")
     return out
 
 
@@ -492,13 +494,16 @@ def test_cli_prints_the_band_table_and_writes_each_plot(
     assert "pass report=" in capsys.readouterr().err
 
 
-def test_a_monte_carlo_study_publishes_its_convergence(tmp_path: Path) -> None:
+def test_a_monte_carlo_study_publishes_its_convergence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     from prefect_gmat import monte_carlo
 
     out = tmp_path / "mc"
+    monkeypatch.setenv("PREFECT_GMAT_PLOT_METRIC", "auto")
     df = monte_carlo(DEMO_SCRIPT, 16, PERTURB, seed=3, out=out, workers=2, archive=False)
     assert (df["__status"] == "ok").all()
     with get_client(sync_client=True) as client:
