@@ -9,11 +9,14 @@ import pandas as pd
 
 
 def orbit_extras(spec: Any, outcome: Any) -> dict[str, str]:
-    """``final``: the last Orbit row's SMA and ECC (no time); ``track``: SMA per time step."""
-    orbit = pd.read_parquet(outcome.output_paths["report__Orbit"])
+    """From the run's first report: ``final``, its last row's numbers (no time column), and
+    ``track``, its first number per time step (a ``time`` column)."""
+    key = sorted(k for k in outcome.output_paths if k.startswith("report__"))[0]
+    report = pd.read_parquet(outcome.output_paths[key])
+    numbers = [c for c in report.columns if pd.api.types.is_float_dtype(report[c])]
     folder = Path(spec.output_dir)
     final = folder / "final.parquet"
-    orbit[["Sat.Earth.SMA", "Sat.Earth.ECC"]].tail(1).reset_index(drop=True).to_parquet(final)
+    report[numbers].tail(1).reset_index(drop=True).to_parquet(final)
     track = folder / "track.parquet"
-    orbit[["time", "Sat.Earth.SMA"]].rename(columns={"Sat.Earth.SMA": "sma"}).to_parquet(track)
+    report[["time", numbers[0]]].rename(columns={numbers[0]: "value"}).to_parquet(track)
     return {"final": str(final), "track": str(track)}

@@ -494,7 +494,7 @@ def test_cli_prints_the_band_table_and_writes_each_plot(
     assert "pass report=" in capsys.readouterr().err
 
 
-def test_a_monte_carlo_study_publishes_its_convergence(
+def test_a_monte_carlo_study_publishes_its_convergence_and_postprocess_outputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect.client.orchestration import get_client
@@ -504,8 +504,23 @@ def test_a_monte_carlo_study_publishes_its_convergence(
 
     out = tmp_path / "mc"
     monkeypatch.setenv("PREFECT_GMAT_PLOT_METRIC", "auto")
-    df = monte_carlo(DEMO_SCRIPT, 16, PERTURB, seed=3, out=out, workers=2, archive=False)
+    df = monte_carlo(
+        DEMO_SCRIPT,
+        16,
+        PERTURB,
+        seed=3,
+        out=out,
+        workers=2,
+        archive=False,
+        postprocess="tests.analysis_hooks:orbit_extras",
+    )
     assert (df["__status"] == "ok").all()
+    # our own postprocess outputs, read as gmat-sweep reads them
+    for name in ("final", "track"):
+        pd.testing.assert_frame_equal(
+            open_sweep(out).to_extra_outputs(name),
+            lazy_extra_outputs(out / "manifest.jsonl", name),
+        )
     with get_client(sync_client=True) as client:
         runs = [r for r in client.read_flow_runs() if r.name == "sweep-leo_short-16pts"]
         assert len(runs) == 1
