@@ -130,6 +130,16 @@ class _Sweep:
             if pd.api.types.is_numeric_dtype(df[f]) and df[f].nunique() > 1
         ]
 
+    def shares_time_steps(self) -> bool:
+        """Several time steps, each held by most runs (fixed-step output, not adaptive steps).
+
+        A band across runs per time needs runs that report the same epochs; with an
+        adaptive integrator's own steps each epoch has one run and the "band" is noise.
+        """
+        ok = self.df.loc[self.df["__status"] == "ok"]
+        per_step = ok.groupby(level="time").size()
+        return len(per_step) > 1 and float(per_step.median()) >= max(1.0, 0.5 * self.ok)
+
     def left_out(self, what: str) -> str:
         n = len(self.failed)
         return f"; {n} failed runs {what}." if n else "."
@@ -234,11 +244,11 @@ def render_plot(
 
 
 def sweep_plots(out: str | Path, metric: str = "auto") -> list[PlotImage]:
-    """The plots a finished sweep publishes: band (if it has several time steps), corner (two or
-    more swept fields), convergence (Monte Carlo or Latin hypercube)."""
+    """The plots a finished sweep publishes: band (when its runs share several time steps),
+    corner (two or more swept fields), convergence (Monte Carlo or Latin hypercube)."""
     swept = _Sweep(out, metric, None)
     images: list[PlotImage] = []
-    if len(swept.df.index.get_level_values("time").dropna().unique()) > 1:
+    if swept.shares_time_steps():
         images.append(swept.band())
     if len(swept.fields) >= 2:
         images.append(swept.corner())
