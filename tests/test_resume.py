@@ -90,10 +90,10 @@ def test_kill_9_at_half_then_resume_redoes_nothing_finished(
     assert sorted(after.ok_ids()) == list(range(300))
     runs = executions(out)
     assert all(runs[i] == 1 for i in done_before), "a finished run was run again"
-    assert sum(1 for n in runs.values() if n > 1) <= 2, (
-        sorted(i for i, n in runs.items() if n > 1),
-        sorted(set(range(300)) - done_before)[:20],
-    )  # at most the runs held at the kill
+    # At most two runs per engine ran again: the one it held at the kill and, in a batch
+    # (the engine starts its next run at once), the one whose outcome was on its way.
+    again = sorted(i for i, n in runs.items() if n > 1)
+    assert len(again) <= 2 * 2, again
     uninterrupted = sweep(DEMO_SCRIPT, grid=grid(300), out=tmp_path / "whole", workers=2)
     pd.testing.assert_frame_equal(df, uninterrupted, check_exact=True)
 
