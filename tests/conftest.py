@@ -54,6 +54,8 @@ def kill_a_busy_worker_when(
 def prefect_server() -> Iterator[None]:
     """A real Prefect server (temporary database) shared by every test in the session."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # its SQLite noise
+    # Plot artifacts cost up to a second per sweep; tests/test_analysis.py turns them on.
+    os.environ.setdefault("PREFECT_GMAT_PLOT_METRIC", "off")
     with prefect_test_harness(server_startup_timeout=120):
         yield
 

@@ -391,6 +391,8 @@ def _run(
             _stop_on_signals(local),
             terminal_progress(knobs.get("progress")),
         ):
+            if server.api_url is not None and "PREFECT_GMAT_PLOT_METRIC" not in os.environ:
+                parameters["plot_metric"] = "off"  # nobody sees a temporary server's plots
             summary: dict[str, Any] = sweep_flow(**parameters)
     finally:
         close_shared_pool(local)
