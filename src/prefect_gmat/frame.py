@@ -124,6 +124,9 @@ def _resolve(root: str | os.PathLike[str], raw: str) -> Path:
     return path if path.is_absolute() else Path(root) / path
 
 
+_COMPACT_EVERY = 256  # per-run tables read before they are merged into one
+
+
 def _per_run_outputs(
     records: list[Mapping[str, Any]],
     root: str | os.PathLike[str],
@@ -162,12 +165,19 @@ def _per_run_outputs(
     parts: list[pd.DataFrame] = []
     data_columns: list[str] = []
     if ok:
-        tables = []
+        # Compacted in groups: 10,000 runs' small tables, each with its own schema and
+        # metadata, held at once cost far more memory than their rows.
+        groups: list[pa.Table] = []
+        tables: list[pa.Table] = []
         for path, run_id in ok:
             table = pq.read_table(path)
             ids = pa.array([run_id] * table.num_rows, type=pa.int64())
             tables.append(table.append_column("run_id", ids))
-        merged = pa.concat_tables(tables, promote_options="default").to_pandas()
+            if len(tables) == _COMPACT_EVERY:
+                groups.append(pa.concat_tables(tables, promote_options="default").combine_chunks())
+                tables = []
+        groups.extend(tables)
+        merged = pa.concat_tables(groups, promote_options="default").to_pandas()
         if secondary not in merged.columns:
             hint = (
                 "add an epoch column such as Sat.UTCGregorian to the ReportFile"
