@@ -124,8 +124,11 @@ def test_a_real_cluster_survives_a_killed_worker(cluster: Cluster, tmp_path: Pat
     assert killed, "the sweep ended before a worker could be killed"
     manifest = read_manifest(out)
     assert sorted(manifest.ok_ids()) == list(range(1000)), cluster.log("worker-a")
-    local = sweep(DEMO_SCRIPT, grid=grid, out=tmp_path / "local", workers=2, archive=False)
-    pd.testing.assert_frame_equal(on_dask, local, check_exact=True)
+    # The same points run locally give the same numbers (a sample: every 10th point).
+    sample = {"Sat.SMA": grid["Sat.SMA"][::10]}
+    local = sweep(DEMO_SCRIPT, grid=sample, out=tmp_path / "local", workers=2, archive=False)
+    picked = on_dask.loc[list(range(0, 1000, 10))].rename(index=lambda r: r // 10, level="run_id")
+    pd.testing.assert_frame_equal(picked, local, check_exact=True)
 
 
 def test_a_worker_that_cannot_write_out_sends_the_files_back(cluster: Cluster) -> None:
