@@ -49,6 +49,10 @@ class EarlyServer:
         try:
             if os.environ.get("PREFECT_API_URL"):
                 return  # a running server: nothing to start (and no need to import Prefect)
+            # This thread and the server it starts yield the cores to the engines' start-up
+            # (a refused sweep waits for that, not for the server).
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
             from prefect.settings import (
                 PREFECT_API_URL,
                 PREFECT_SERVER_EPHEMERAL_ENABLED,

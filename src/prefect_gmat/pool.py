@@ -186,14 +186,16 @@ class WorkerPool:
         self._closed = True
         with self._lock:
             workers = list(self._live)
+        stopping = []
         for worker in workers:
-            try:
-                if worker.ready and not worker.busy:
-                    worker.conn.send(None)
-            except OSError:
-                pass
+            if not worker.ready or worker.busy:  # starting up or running: nothing to wait for
+                self._discard(worker, kill=True)
+                continue
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+            stopping.append(worker)
         deadline = time.monotonic() + 2.0
-        for worker in workers:
+        for worker in stopping:
             worker.wait(max(0.0, deadline - time.monotonic()))
             self._discard(worker, kill=True)
 
