@@ -10,7 +10,6 @@ back from the sweep directory. The knobs they share are one definition,
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import os
@@ -324,14 +323,8 @@ def _stop_on_signals(pool: PoolConfig) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _import_flow_meekly() -> None:
-    """Import Prefect and the flow while the engines start and the sweep is checked.
-
-    At a lower CPU priority (this thread only), so the engine check, which a
-    refused sweep waits for, keeps the cores.
-    """
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+def _import_flow() -> None:
+    """Import Prefect and the flow while the engines start and the sweep is checked."""
     importlib.import_module("prefect_gmat.flows.sweep")
 
 
@@ -363,7 +356,7 @@ def _run(
     local = options.pool if options.dask is None else replace(options.pool, workers=1)
     server = EarlyServer()
     pool = shared_pool(local)
-    flow_import = threading.Thread(target=_import_flow_meekly, daemon=True)
+    flow_import = threading.Thread(target=_import_flow, daemon=True)
     flow_import.start()
     try:
         check_against_engine(checked, pool)
