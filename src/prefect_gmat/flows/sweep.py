@@ -57,7 +57,7 @@ from prefect_gmat.validation import check_against_engine
 
 __all__ = ["SweepOptions", "sweep_flow"]
 
-_FLUSH_SECONDS = 2.0
+_FLUSH_SECONDS = 0.5
 
 
 def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
