@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -100,11 +101,10 @@ def measure_limit(script: Path, grid: dict[str, list[float]], base: Path) -> dic
     return {"running": len(values) / (last - first)}
 
 
-def measure_gmat_sweep(script: Path, grid: dict[str, list[float]], base: Path) -> dict[str, float]:
-    from gmat_sweep import sweep as their_sweep
-
+def _timed(run: Callable[[], Any], grid: dict[str, list[float]], base: Path) -> dict[str, float]:
+    """Time one sweep call; read its runs' span from the manifest it wrote in ``base``."""
     called = time.time()
-    frame = their_sweep(script, grid=grid, out=base, progress=False)
+    frame = run()
     returned = time.time()
     assert (frame["__status"] == "ok").all()
     first, last = _span(base / "manifest.jsonl")
@@ -115,6 +115,12 @@ def measure_gmat_sweep(script: Path, grid: dict[str, list[float]], base: Path) -
         "before_first_run": first - called,
         "after_last_run": returned - last,
     }
+
+
+def measure_gmat_sweep(script: Path, grid: dict[str, list[float]], base: Path) -> dict[str, float]:
+    from gmat_sweep import sweep as their_sweep
+
+    return _timed(lambda: their_sweep(script, grid=grid, out=base, progress=False), grid, base)
 
 
 def measure_ours(
@@ -122,18 +128,11 @@ def measure_ours(
 ) -> dict[str, float]:
     from prefect_gmat import sweep
 
-    called = time.time()
-    frame = sweep(script, grid=grid, out=base, workers=WORKERS, dask=dask, progress=False)
-    returned = time.time()
-    assert (frame["__status"] == "ok").all()
-    first, last = _span(base / "manifest.jsonl")
-    n = len(grid["Sat.SMA"])
-    return {
-        "end_to_end": n / (returned - called),
-        "running": n / (last - first),
-        "before_first_run": first - called,
-        "after_last_run": returned - last,
-    }
+    return _timed(
+        lambda: sweep(script, grid=grid, out=base, workers=WORKERS, dask=dask, progress=False),
+        grid,
+        base,
+    )
 
 
 def _one(tool: str, case: str, points: int, out: str, dask: str | None) -> None:
