@@ -32,13 +32,17 @@ def test_auto_keeps_one_point_per_task_run_for_a_small_sweep_or_long_runs() -> N
     assert long_runs.next_size(4996) == 1
 
 
-def test_auto_batches_many_short_runs_to_about_a_second_and_a_half() -> None:
+def test_auto_batches_many_short_runs_to_about_two_seconds() -> None:
     sizer = BatchSizer("auto", total=1000, engines=2)
-    assert sizer.next_size(1000) == 1  # nothing measured yet
-    sizer.observe(_ran(0.04, 2))
-    assert sizer.next_size(998) == 38  # 1.5 s / 40 ms
+    assert sizer.measuring and sizer.next_size(1000) == 1  # nothing measured yet
+    sizer.observe(_ran(0.04, 1))
+    assert sizer.measuring  # one run time for two engines
+    sizer.observe(_ran(0.04, 1))
+    assert not sizer.measuring
+    assert sizer.next_size(998) == 50  # 2 s / 40 ms
     assert sizer.next_size(40) == 10  # the tail: at least two task runs per engine ahead
-    assert sizer.next_size(3) == 1
+    assert sizer.next_size(20) == 7  # ... but none shorter than a quarter second
+    assert sizer.next_size(3) == 3
 
 
 def test_a_fixed_size_is_kept() -> None:

@@ -7,9 +7,10 @@ keep busy that CPU is taken from the engines. So with ``points_per_task="auto"``
 small sweep, or runs of a second or more) and otherwise gives a task run
 enough points to last about :data:`TARGET_TASK_SECONDS`, from the run times
 measured so far, while keeping at least two task runs per engine ahead so no
-engine waits at the end. Inside a task run each point is still its own run,
-record and retry unit: :func:`run_with_retries` retries a point that failed
-transiently (timeout, crashed worker, I/O), never the points beside it.
+engine waits at the end (down to batches of a quarter second). Inside a task
+run each point is still its own run, record and retry unit:
+:func:`run_with_retries` retries a point that failed transiently (timeout,
+crashed worker, I/O), never the points beside it.
 """
 
 from __future__ import annotations
@@ -38,7 +39,10 @@ PER_TASK_RUN_CPU_SECONDS = 0.045
 #: What one costs under prefect-dask, where Prefect's task engine runs in the dask worker.
 PER_DASK_TASK_RUN_SECONDS = 0.1
 #: How long a batched task run should take.
-TARGET_TASK_SECONDS = 1.5
+TARGET_TASK_SECONDS = 2.0
+#: The shortest batch worth splitting at the end of a sweep: below it an engine idling
+#: while its neighbour finishes costs less than the task runs a finer split needs.
+_TAIL_SECONDS = 0.25
 #: Below this total cost of one task run per point, a sweep is not worth batching.
 _NEGLIGIBLE_SECONDS = 1.0
 _RECENT = 50  # run times the median is taken over
@@ -69,6 +73,16 @@ class BatchSizer:
     def typical_run_seconds(self) -> float | None:
         return statistics.median(self._durations) if self._durations else None
 
+    @property
+    def measuring(self) -> bool:
+        """True while "auto" still needs run times to size batches: until then the
+        dispatcher keeps one single-point task run per engine out, no more."""
+        return (
+            self.setting == "auto"
+            and self.total * self.task_cost > _NEGLIGIBLE_SECONDS
+            and len(self._durations) < self.engines
+        )
+
     def next_size(self, remaining: int) -> int:
         if remaining <= 0:
             return 0
@@ -77,12 +91,16 @@ class BatchSizer:
         if self.total * self.task_cost <= _NEGLIGIBLE_SECONDS:
             return 1  # a small sweep keeps one task run per point
         run_seconds = self.typical_run_seconds
-        if run_seconds is None or len(self._durations) < self.engines:
+        if run_seconds is None or self.measuring:
             return 1  # measure first
         if run_seconds >= 20 * self.task_cost:
             return 1  # one task run per point costs under 5%
-        size = math.ceil(TARGET_TASK_SECONDS / max(run_seconds, 1e-3))
-        return max(1, min(size, remaining // (2 * self.engines)))
+        run_seconds = max(run_seconds, 1e-3)
+        size = math.ceil(TARGET_TASK_SECONDS / run_seconds)
+        # Near the end, split what is left so every engine has work until the last run,
+        # but not into batches shorter than _TAIL_SECONDS.
+        tail = max(remaining // (2 * self.engines), math.ceil(_TAIL_SECONDS / run_seconds))
+        return max(1, min(size, tail, remaining))
 
 
 def batch_name(run_ids: Sequence[int]) -> str:

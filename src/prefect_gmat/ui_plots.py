@@ -16,8 +16,10 @@ failure here is logged once and never fails the sweep.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import logging
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -257,6 +259,30 @@ def sweep_plots(out: str | Path, metric: str = "auto") -> list[PlotImage]:
     return images
 
 
+def _plot_metric(metric: str | None) -> str | None:
+    """The metric the plots show (None: the setting), or None when plots are off."""
+    if metric is None:
+        from prefect_gmat.settings import get_settings
+
+        metric = get_settings().plot_metric
+    return None if metric.strip().lower() in OFF else metric.strip()
+
+
+def warm_plots(metric: str | None) -> None:
+    """Import matplotlib in the background (0.75 s here) while the last runs finish, so
+    the plots after the last run do not wait for it. Nothing when plots are off."""
+    if _plot_metric(metric) is not None:
+        threading.Thread(target=_import_plotting, name="warm-plots", daemon=True).start()
+
+
+def _import_plotting() -> None:
+    with contextlib.suppress(ImportError):
+        import matplotlib.backends.backend_agg
+        import matplotlib.figure  # noqa: F401
+
+        import prefect_gmat.plotting  # noqa: F401
+
+
 def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[str]:
     """Publish the sweep's plots as artifacts of the current flow run; returns their keys.
 
@@ -264,11 +290,8 @@ def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[
     takes the ``plot_metric`` setting. Never raises: a sweep's result does not
     depend on its pictures.
     """
+    metric = _plot_metric(metric)
     if metric is None:
-        from prefect_gmat.settings import get_settings
-
-        metric = get_settings().plot_metric
-    if metric.strip().lower() in OFF:
         return []
     try:
         from prefect.artifacts import create_markdown_artifact
@@ -277,7 +300,7 @@ def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[
 
         require_matplotlib()
         published: list[str] = []
-        for image in sweep_plots(out, metric.strip()):
+        for image in sweep_plots(out, metric):
             # The picture is the description: the flow run's Artifacts tab (list view)
             # renders a description's first paragraph, so the plot shows right there;
             # the artifact's own page shows it above the caption.

@@ -9,15 +9,15 @@ import json
 import math
 import queue
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from prefect import flow, get_client, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect_dask.task_runners import DaskTaskRunner
+from prefect.utilities.annotations import quote
 
 from prefect_gmat import progress
 from prefect_gmat.batching import (
@@ -52,12 +52,16 @@ from prefect_gmat.sweepdir import (
 from prefect_gmat.tasks.archive import archive_sweep
 from prefect_gmat.tasks.manifest import record_outcomes
 from prefect_gmat.tasks.run import run_points
-from prefect_gmat.ui_plots import publish_plots
+from prefect_gmat.ui_plots import publish_plots, warm_plots
 from prefect_gmat.validation import check_against_engine
+
+if TYPE_CHECKING:
+    from prefect_dask.task_runners import DaskTaskRunner
 
 __all__ = ["SweepOptions", "sweep_flow"]
 
 _FLUSH_SECONDS = 0.5
+_FLUSH_MAX_SECONDS = 2.0
 
 
 def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
@@ -65,8 +69,11 @@ def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
 
     Each dask worker process runs its own engine pool, one engine per thread
     (see ``tasks.run``); engines are plain subprocesses, so dask's daemonic
-    worker processes may start them as dask starts its workers.
+    worker processes may start them as dask starts its workers. Imported here:
+    prefect-dask brings dask.distributed, 0.7 s before a local sweep's first run.
     """
+    from prefect_dask.task_runners import DaskTaskRunner
+
     if options.dask == "local":
         # Point the workers at this flow's API, so their task runs land in the same
         # server even in ephemeral mode (where each would otherwise start its own).
@@ -167,9 +174,15 @@ class _Dispatcher:
     progress line. On any interruption what finished is still written.
     """
 
-    def __init__(self, plan: SweepPlan, options: SweepOptions) -> None:
+    def __init__(
+        self,
+        plan: SweepPlan,
+        options: SweepOptions,
+        on_all_submitted: Callable[[], None] = lambda: None,
+    ) -> None:
         self.plan = plan
         self.options = options
+        self._on_all_submitted = on_all_submitted
         self.logger = get_run_logger()
         self.tally = _Tally()
         self._points: Iterator[Point] = iter(plan.to_run)
@@ -177,7 +190,7 @@ class _Dispatcher:
         self._done: queue.Queue[tuple[PrefectFuture[list[Outcome]], list[RunJob]]] = queue.Queue()
         self._in_flight = 0
         self._pending: list[Outcome] = []
-        self._last_flush = time.monotonic()
+        self._started = self._last_flush = time.monotonic()
         self._progress = SweepProgress(len(plan.spec), plan.done, options.out, self.logger)
         self._stack = contextlib.ExitStack()
         self._runner = self._stack.enter_context(_dask_runner(options)) if options.dask else None
@@ -209,9 +222,13 @@ class _Dispatcher:
     def fill(self) -> bool:
         """Submit task runs until enough are in flight; False once every point is out."""
         while self._in_flight < self.options.max_in_flight:
+            if self.sizer.measuring and self._in_flight >= self.sizer.engines:
+                return True  # one probe per engine until run times are known
             size = self.sizer.next_size(self._remaining)
             points = list(itertools.islice(self._points, size))
             if not points:
+                self._on_all_submitted()
+                self._on_all_submitted = lambda: None
                 return False
             self._remaining -= len(points)
             self.submit(points)
@@ -229,12 +246,14 @@ class _Dispatcher:
             )
             for point in points
         ]
+        # Quoted: Prefect would otherwise walk every job looking for futures (CPU the
+        # engines need); the task receives them unwrapped.
         parameters: dict[str, Any] = {
-            "jobs": jobs,
-            "pool": self.options.pool,
-            "fingerprints": [
-                fingerprint(self._script_sha, self.options.engine.version, job) for job in jobs
-            ],
+            "jobs": quote(jobs),
+            "pool": quote(self.options.pool),
+            "fingerprints": quote(
+                [fingerprint(self._script_sha, self.options.engine.version, job) for job in jobs]
+            ),
             "retries": self.options.retries,
             "retry_delay": self.options.retry_delay,
             "results_dir": self._results_dir,
@@ -250,7 +269,7 @@ class _Dispatcher:
     def collect(self) -> None:
         """Wait for one task run (flushing while waiting) and record its points."""
         try:
-            future, jobs = self._done.get(timeout=_FLUSH_SECONDS)
+            future, jobs = self._done.get(timeout=self._flush_interval())
         except queue.Empty:
             self.flush()
             return
@@ -268,16 +287,23 @@ class _Dispatcher:
                 self.logger.warning("run %d failed: %s%s", outcome.run_id, outcome.error, excerpt)
         self._pending.extend(outcomes)
         progress.report(self._finished, len(self.plan.spec), self.tally.ok, self.tally.failed)
-        if time.monotonic() - self._last_flush >= _FLUSH_SECONDS:
+        if time.monotonic() - self._last_flush >= self._flush_interval():
             self.flush()
 
     @property
     def _finished(self) -> int:
         return self.plan.done + self.tally.ok + self.tally.failed
 
+    def _flush_interval(self) -> float:
+        """Every 0.5 s at first, growing to 2 s in a long sweep: each flush is a task run
+        and a progress update (CPU the engines need); the per-run cache holds the rest."""
+        age = time.monotonic() - self._started
+        return min(_FLUSH_MAX_SECONDS, max(_FLUSH_SECONDS, age / 10))
+
     def flush(self) -> None:
         if self._pending:
-            record_outcomes(self.plan.writer, list(self._pending), len(self._pending))
+            pending = cast(list[Outcome], quote(list(self._pending)))  # unwrapped by Prefect
+            record_outcomes(self.plan.writer, pending, len(self._pending))
             self._pending.clear()
             self._progress.update(self._finished)
         self._last_flush = time.monotonic()
@@ -367,7 +393,7 @@ def sweep_flow(
                 options.engine.version,
                 options.engine.source,
             )
-            tally = _Dispatcher(plan, options).run()
+            tally = _Dispatcher(plan, options, lambda: warm_plots(plot_metric)).run()
     finally:
         with held:  # released even if stopping the engines fails
             if started_pool:

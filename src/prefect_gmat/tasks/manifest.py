@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from prefect_gmat.manifest import ManifestWriter, outcome_record
 from prefect_gmat.runner import Outcome
@@ -10,7 +11,12 @@ from prefect_gmat.runner import Outcome
 __all__ = ["record_outcomes"]
 
 
-@task(name="record-outcomes", task_run_name="record-{count}-runs", persist_result=False)
+@task(
+    name="record-outcomes",
+    task_run_name="record-{count}-runs",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def record_outcomes(writer: ManifestWriter, outcomes: list[Outcome], count: int) -> int:
     """Append ``outcomes`` in one fsynced write; returns how many were recorded."""
     writer.append(outcome_record(o) for o in outcomes)

@@ -11,6 +11,7 @@ retried by Prefect.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from prefect.filesystems import LocalFileSystem
 from prefect.results import ResultStore
 from prefect.runtime import task_run as current_task_run
 from prefect.serializers import PickleSerializer
+from prefect.utilities.annotations import BaseAnnotation
 
 from prefect_gmat.batching import batch_name, run_with_retries
 from prefect_gmat.carry import can_write, pack, remove_scratch, scratch_jobs
@@ -47,11 +49,13 @@ def _pool_here(pool: PoolConfig) -> PoolConfig:
     A dask worker on another machine finds its own engine (the flow's engine root
     is a path on the flow's machine); it must be the same GMAT version.
     """
-    try:
-        from distributed import get_worker
+    if "distributed" not in sys.modules:
+        return pool  # not in a dask worker (and importing dask here costs 0.7 s)
+    from distributed import get_worker
 
+    try:
         worker = get_worker()
-    except (ImportError, ValueError):
+    except ValueError:
         return pool
     root = pool.engine_root
     if not Path(root).is_dir():
@@ -60,7 +64,9 @@ def _pool_here(pool: PoolConfig) -> PoolConfig:
 
 
 def _task_run_name() -> str:
-    jobs: list[RunJob] = current_task_run.parameters["jobs"]
+    jobs = current_task_run.parameters["jobs"]
+    if isinstance(jobs, BaseAnnotation):  # the flow quotes its parameters (see submit)
+        jobs = jobs.unwrap()
     return batch_name([job.run_id for job in jobs])
 
 
