@@ -5,7 +5,8 @@ talks to it: it imports the server application into the calling process (about
 5 s of CPU here) and starts a uvicorn subprocess, all before the flow's first
 task. :class:`EarlyServer` starts that same subprocess (the command and
 environment of Prefect's own ``SubprocessASGIServer``, the same database under
-``PREFECT_HOME``) in the background as soon as a sweep is called, and points
+``PREFECT_HOME``) in the background as soon as a sweep is called (before this
+process has imported Prefect, unless a profile names a server), and points
 this process at it for the sweep, so the server's start-up overlaps the
 up-front checks and the engine warm-up, and this process never imports the
 server. With ``PREFECT_API_URL`` set, or the ephemeral server disabled, it does
@@ -15,14 +16,17 @@ nothing. A sweep refused by the checks stops the server it started.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
 import threading
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prefect_gmat.deployments.local import free_port
 
@@ -31,12 +35,38 @@ __all__ = ["EarlyServer"]
 _HEALTH_TIMEOUT = 120.0
 
 
+def _prefect_app_dir() -> str:
+    """The directory holding the ``prefect`` package, found without importing it."""
+    spec = importlib.util.find_spec("prefect")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("prefect is not installed")
+    return str(Path(next(iter(spec.submodule_search_locations))).parent)
+
+
+def _profile_names_a_server() -> bool:
+    """Whether the active Prefect profile sets a server URL or forbids a temporary one,
+    read from ``profiles.toml`` without importing Prefect (which decides in the end)."""
+    home = Path(os.environ.get("PREFECT_HOME", "~/.prefect")).expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH", home / "profiles.toml")).expanduser()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or data.get("active", "ephemeral")
+    profile = data.get("profiles", {}).get(active, {})
+    if not isinstance(profile, dict):
+        return False
+    ephemeral = str(profile.get("PREFECT_SERVER_EPHEMERAL_ENABLED", "true")).lower()
+    return bool(profile.get("PREFECT_API_URL")) or ephemeral in ("false", "0", "no")
+
+
 class EarlyServer:
     """A temporary Prefect server started in the background; see the module docstring."""
 
     def __init__(self) -> None:
         self.api_url: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
+        self._port = 0
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._start, name="prefect-server-start", daemon=True
@@ -53,6 +83,11 @@ class EarlyServer:
             # (a refused sweep waits for that, not for the server).
             with contextlib.suppress(OSError, AttributeError):
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            # Importing Prefect here takes seconds: launch first when nothing says a server
+            # is configured (Prefect not loaded yet, so no in-process settings either).
+            early = "prefect" not in sys.modules and not _profile_names_a_server()
+            if early:
+                self._launch(dict(os.environ))
             from prefect.settings import (
                 PREFECT_API_URL,
                 PREFECT_SERVER_EPHEMERAL_ENABLED,
@@ -60,67 +95,80 @@ class EarlyServer:
             )
 
             if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-                return  # a real server (or none allowed): Prefect's own behaviour
-            import prefect
-
-            port = free_port()
-            with self._starting:
-                if self._stopped.is_set():
-                    return
-                self._process = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "--app-dir",
-                        str(prefect.__module_path__.parent),
-                        "--factory",
-                        "prefect.server.api.server:create_app",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(port),
-                        "--log-level",
-                        "error",
-                        "--lifespan",
-                        "on",
-                    ],
-                    env={
-                        **os.environ,
-                        **get_current_settings().to_environment_variables(exclude_unset=True),
-                        "PREFECT_UI_ENABLED": "0",
-                        "PREFECT__SERVER_EPHEMERAL": "1",
-                        "PREFECT__SERVER_FINAL": "1",
-                        "PREFECT_SERVER_ANALYTICS_ENABLED": os.environ.get(
-                            "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
-                        ),
-                    },
-                    stdin=subprocess.DEVNULL,
-                )
-            url = f"http://127.0.0.1:{port}/api"
-            deadline = time.monotonic() + _HEALTH_TIMEOUT
-            while time.monotonic() < deadline and not self._stopped.is_set():
-                if self._process.poll() is not None:
-                    raise RuntimeError(
-                        f"the temporary Prefect server exited with {self._process.returncode}"
-                    )
-                with (
-                    contextlib.suppress(OSError),
-                    urllib.request.urlopen(f"{url}/health", timeout=2) as reply,
-                ):
-                    if reply.status == 200:
-                        self.api_url = url
-                        return
-                self._stopped.wait(0.1)
-            if self._stopped.is_set():
-                self._terminate()
+                self._terminate()  # a real server (or none allowed): Prefect's own behaviour
                 return
-            raise TimeoutError(
-                f"the temporary Prefect server was not healthy within {_HEALTH_TIMEOUT:.0f} s"
-            )
+            if not early:
+                env = get_current_settings().to_environment_variables(exclude_unset=True)
+                self._launch({**os.environ, **env})
+            self._wait_until_healthy()
         except BaseException as exc:  # Prefect then starts its own, and says why it cannot
             self._error = exc
             self._terminate()
+
+    def _launch(self, env: dict[str, str]) -> None:
+        """Start the server process (the command of Prefect's ``SubprocessASGIServer``)."""
+        self._port = free_port()
+        with self._starting:
+            if self._stopped.is_set():
+                return
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--app-dir",
+                    _prefect_app_dir(),
+                    "--factory",
+                    "prefect.server.api.server:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self._port),
+                    "--log-level",
+                    "error",
+                    "--lifespan",
+                    "on",
+                ],
+                env={
+                    **env,
+                    "PREFECT_UI_ENABLED": "0",
+                    "PREFECT__SERVER_EPHEMERAL": "1",
+                    "PREFECT__SERVER_FINAL": "1",
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": os.environ.get(
+                        "PREFECT_SERVER_ANALYTICS_ENABLED", "false"
+                    ),
+                    # Registering block types imports every installed collection
+                    # (prefect-dask, prefect-docker: 1.3 s of the server's start); a
+                    # block saved by a client registers its own type.
+                    "PREFECT_SERVER_REGISTER_BLOCKS_ON_START": "false",
+                    "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
+                },
+                stdin=subprocess.DEVNULL,
+            )
+
+    def _wait_until_healthy(self) -> None:
+        process = self._process
+        if process is None:
+            return  # stopped before it was launched
+        url = f"http://127.0.0.1:{self._port}/api"
+        deadline = time.monotonic() + _HEALTH_TIMEOUT
+        while time.monotonic() < deadline and not self._stopped.is_set():
+            if process.poll() is not None:
+                raise RuntimeError(f"the temporary Prefect server exited with {process.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{url}/health", timeout=2) as reply,
+            ):
+                if reply.status == 200:
+                    self.api_url = url
+                    return
+            self._stopped.wait(0.1)
+        if self._stopped.is_set():
+            self._terminate()
+            return
+        raise TimeoutError(
+            f"the temporary Prefect server was not healthy within {_HEALTH_TIMEOUT:.0f} s"
+        )
 
     @contextmanager
     def use(self) -> Iterator[None]:
