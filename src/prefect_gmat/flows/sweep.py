@@ -246,12 +246,13 @@ class _Dispatcher:
             )
             for point in points
         ]
-        # Quoted: Prefect would otherwise walk every job looking for futures (CPU the
-        # engines need); the task receives them unwrapped.
+        # Quoted for the thread runner: Prefect would otherwise walk every job looking for
+        # futures (CPU the engines need). Not under dask, which unpacks a quote (a tuple).
+        wrap: Callable[[Any], Any] = quote if self._runner is None else (lambda value: value)
         parameters: dict[str, Any] = {
-            "jobs": quote(jobs),
-            "pool": quote(self.options.pool),
-            "fingerprints": quote(
+            "jobs": wrap(jobs),
+            "pool": wrap(self.options.pool),
+            "fingerprints": wrap(
                 [fingerprint(self._script_sha, self.options.engine.version, job) for job in jobs]
             ),
             "retries": self.options.retries,
