@@ -40,8 +40,8 @@ def test_auto_batches_many_short_runs_to_about_two_seconds() -> None:
     sizer.observe(_ran(0.04, 1))
     assert not sizer.measuring
     assert sizer.next_size(998) == 50  # 2 s / 40 ms
-    assert sizer.next_size(40) == 10  # the tail: at least two task runs per engine ahead
-    assert sizer.next_size(20) == 7  # ... but none shorter than a quarter second
+    assert sizer.next_size(40) == 20  # the tail: a share of what is left per engine
+    assert sizer.next_size(10) == 7  # ... but none shorter than a quarter second
     assert sizer.next_size(3) == 3
 
 
