@@ -19,7 +19,6 @@ import base64
 import contextlib
 import io
 import logging
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,16 +269,13 @@ def _plot_metric(metric: str | None) -> str | None:
 
 
 def warm_plots(metric: str | None) -> None:
-    """Import matplotlib in the background (0.75 s of CPU here) while the last runs finish,
-    so the plots after the last run do not wait for it. Nothing when plots are off."""
+    """Import matplotlib in the background (0.75 s here) while the last runs finish, so
+    the plots after the last run do not wait for it. Nothing when plots are off."""
     if _plot_metric(metric) is not None:
         threading.Thread(target=_import_plotting, name="warm-plots", daemon=True).start()
 
 
 def _import_plotting() -> None:
-    # Lowest priority: it takes the CPU the engines leave idle, not theirs.
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
     with contextlib.suppress(ImportError):
         import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401
