@@ -178,11 +178,11 @@ class _Dispatcher:
         self,
         plan: SweepPlan,
         options: SweepOptions,
-        on_all_submitted: Callable[[], None] = lambda: None,
+        on_engine_idle: Callable[[], None] = lambda: None,
     ) -> None:
         self.plan = plan
         self.options = options
-        self._on_all_submitted = on_all_submitted
+        self._on_engine_idle = on_engine_idle
         self.logger = get_run_logger()
         self.tally = _Tally()
         self._points: Iterator[Point] = iter(plan.to_run)
@@ -227,8 +227,6 @@ class _Dispatcher:
             size = self.sizer.next_size(self._remaining)
             points = list(itertools.islice(self._points, size))
             if not points:
-                self._on_all_submitted()
-                self._on_all_submitted = lambda: None
                 return False
             self._remaining -= len(points)
             self.submit(points)
@@ -275,6 +273,9 @@ class _Dispatcher:
             self.flush()
             return
         self._in_flight -= 1
+        if self._remaining == 0 and self._in_flight < self.sizer.engines:
+            self._on_engine_idle()  # once: the last task runs leave an engine free
+            self._on_engine_idle = lambda: None
         future.wait()
         outcomes = [land(o) for o in _outcomes_of(future, jobs)]
         self.sizer.observe(outcomes)
@@ -394,6 +395,7 @@ def sweep_flow(
                 options.engine.version,
                 options.engine.source,
             )
+            # matplotlib (0.75 s of CPU) is imported on a core the last task runs leave free.
             tally = _Dispatcher(plan, options, lambda: warm_plots(plot_metric)).run()
     finally:
         with held:  # released even if stopping the engines fails
