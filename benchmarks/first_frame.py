@@ -61,7 +61,7 @@ def measure(out: Path) -> None:
         _stamp("engine check (workers started meanwhile)")
         # The sweep imports the flow next (begun in the background at the call).
         flow_module = importlib.import_module("prefect_gmat.flows.sweep")
-        _stamp("flow module imported (prefect, prefect-dask; begun at the call)")
+        _stamp("flow module imported (prefect and what a flow run loads; begun at the call)")
         _wrap(flow_module, "resolve_options", "flow started (first line of the flow)")
         _wrap(flow_module, "archive_sweep", "archive written")
         _wrap(flow_module, "publish_summary", "summary artifact published")
