@@ -19,19 +19,16 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar
 from uuid import UUID
 
-import httpx
 import pytest
 import yaml  # type: ignore[import-untyped]
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
     LogFilter,
     LogFilterFlowRunId,
 )
@@ -61,12 +58,18 @@ from prefect_gmat.manifest import read_manifest
 from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
 from tests.conftest import DEMO_SCRIPT, REPO, SMA_GRID, executions
+from tests.work_pool import (
+    WorkerPlatform,
+    assert_completed,
+    finished,
+    run_artifacts,
+    wait_for,
+    wait_for_events,
+)
 
 # A cold machine installs docker.io, debootstraps Debian and downloads the wheels first.
 pytestmark = pytest.mark.timeout(1800)
 
-T = TypeVar("T")
-_RUN_TIMEOUT = 240.0
 _SCRIPT = f"{SWEEPS_MOUNT}/leo_short.script"  # the demo script, as the container sees it
 
 
@@ -91,29 +94,16 @@ def test_prefect_yaml_runs_the_sweep_flow_from_the_image() -> None:
 
 
 @dataclass
-class DockerPlatform:
-    server: LocalServer
-    root: Path
+class DockerPlatform(WorkerPlatform):
     sweeps: Path  # the host directory mounted at /sweeps
-    worker_log: Path
     build: BuildReport
-    timings: dict[str, float]
 
-    @contextlib.contextmanager
-    def client(self) -> Iterator[SyncPrefectClient]:
-        with (
-            temporary_settings({PREFECT_API_URL: self.server.api_url}),
-            get_client(sync_client=True) as client,
-        ):
-            yield client
+    run_timeout: ClassVar[float] = 240.0
+    log_tail: ClassVar[int] = 80
 
     def volume(self) -> str:
         """The job variable that mounts this test's host directory instead of prefect.yaml's."""
         return json.dumps([f"{self.sweeps}:{SWEEPS_MOUNT}"])
-
-    def diagnostics(self) -> str:
-        log = self.worker_log.read_text(errors="replace") if self.worker_log.exists() else ""
-        return "worker log (tail):\n" + "\n".join(log.splitlines()[-80:])
 
 
 @pytest.fixture(scope="module")
@@ -164,7 +154,7 @@ def platform(
             log=worker_log,
             cwd=root,
         )
-        platform = DockerPlatform(server, root, sweeps, worker_log, build, timings)
+        platform = DockerPlatform(server, root, worker_log, timings, sweeps=sweeps, build=build)
         try:
             yield platform
         finally:
@@ -193,28 +183,6 @@ def _remove_containers(run_ids: set[str]) -> None:
             subprocess.run(["docker", "rm", "-f", container], capture_output=True, check=False)
 
 
-def _wait_for[T](what: str, probe: Callable[[], T | None], platform: DockerPlatform) -> T:
-    deadline = time.monotonic() + _RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{platform.diagnostics()}")
-
-
-def _finished(client: SyncPrefectClient, run_id: UUID) -> FlowRun | None:
-    run = client.read_flow_run(run_id)
-    return run if run.state is not None and run.state.is_final() else None
-
-
-def _assert_completed(run: FlowRun, platform: DockerPlatform) -> None:
-    assert run.state is not None
-    assert run.state.is_completed(), (
-        f"{run.name} ended {run.state.name}: {run.state.message}\n{platform.diagnostics()}"
-    )
-
-
 def _log_matching(
     client: SyncPrefectClient, run_id: UUID, pattern: str, platform: DockerPlatform
 ) -> str:
@@ -224,24 +192,7 @@ def _log_matching(
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
         return next((log.message for log in logs if re.search(pattern, log.message)), None)
 
-    return _wait_for(f"a log line matching {pattern!r}", probe, platform)
-
-
-def _engine_slot_events(platform: DockerPlatform, run_id: UUID) -> list[dict[str, Any]]:
-    reply = httpx.post(
-        f"{platform.server.api_url}/events/filter",
-        json={
-            "filter": {
-                "event": {"name": ["prefect.concurrency-limit.acquired"]},
-                "related": {"id": [f"prefect.flow-run.{run_id}"]},
-            },
-            "limit": 10,
-        },
-        timeout=10,
-    )
-    reply.raise_for_status()
-    events: list[dict[str, Any]] = reply.json()["events"]
-    return events
+    return wait_for(f"a log line matching {pattern!r}", probe, platform)
 
 
 def test_the_image_runs_as_a_user_with_its_engine_built_in(platform: DockerPlatform) -> None:
@@ -263,40 +214,22 @@ def test_a_deployment_run_sweeps_in_a_container_onto_the_host_volume(
 ) -> None:
     """``prefect deployment run`` with parameters: a container sweeps 10 points into /sweeps."""
     started = time.monotonic()
-    done = platform.server.run(
-        [
-            *prefect_command(),
-            "deployment",
-            "run",
-            f"{SWEEP_FLOW}/{DOCKER_DEPLOYMENT}",
-            "--param",
-            f"script={_SCRIPT}",
-            "--param",
-            f"grid={json.dumps(SMA_GRID)}",
-            "--param",
-            f"out={SWEEPS_MOUNT}/by-hand",
-            "--param",
-            "workers=2",
-            "--param",
-            "installation=pip-engine",
-            "--job-variable",
-            f"volumes={platform.volume()}",
-        ]
+    run_id = platform.run_deployment(
+        f"{SWEEP_FLOW}/{DOCKER_DEPLOYMENT}",
+        {
+            "script": _SCRIPT,
+            "grid": json.dumps(SMA_GRID),
+            "out": f"{SWEEPS_MOUNT}/by-hand",
+            "workers": 2,
+            "installation": "pip-engine",
+        },
+        {"volumes": platform.volume()},
     )
-    match = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
-    assert match, done.stdout
-    run_id = UUID(match.group(1))
     with platform.client() as client:
-        run = _wait_for("the sweep's flow run", lambda: _finished(client, run_id), platform)
+        run = wait_for("the sweep's flow run", lambda: finished(client, run_id), platform)
         platform.timings["deployment run to Completed (10 points)"] = time.monotonic() - started
-        _assert_completed(run, platform)
-        artifacts = {
-            a.key: a
-            for a in client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
-            )
-            if a.key
-        }
+        assert_completed(run, platform)
+        artifacts = run_artifacts(client, run_id)
     # On the host, written by the image's non-root user: manifest, runs and a bundle that
     # verifies. The header shows where it ran: the image's Python and its pip engine.
     out = platform.sweeps / "by-hand"
@@ -315,8 +248,8 @@ def test_a_deployment_run_sweeps_in_a_container_onto_the_host_volume(
     assert table == [{"status": "ok", "runs": 10, "run ids": "0-9", "cause": ""}]
     assert f"{SWEEPS_MOUNT}/by-hand/{BUNDLE_NAME}" in str(artifacts[ARTIFACT_KEY].data)
     # The engine limit on the server held the container's two engines.
-    events = _wait_for(
-        "the engine slots event", lambda: _engine_slot_events(platform, run_id) or None, platform
+    events = wait_for_events(
+        platform, "prefect.concurrency-limit.acquired", related=[f"prefect.flow-run.{run_id}"]
     )
     assert events[0]["resource"]["prefect.resource.name"] == ENGINE_LIMIT
 
@@ -340,9 +273,9 @@ def test_a_killed_container_retried_as_the_ui_does_finishes_its_sweep(
             found = list(platform.sweeps.glob(f"leo_short-*-{str(run_id)[:8]}"))
             return found[0] if found and (found[0] / "manifest.jsonl").is_file() else None
 
-        out = _wait_for("the sweep directory", sweep_dir, platform)
+        out = wait_for("the sweep directory", sweep_dir, platform)
         container = _kill_when_runs_are_recorded(out, run_id, runs=30, platform=platform)
-        crashed = _wait_for("the killed flow run", lambda: _finished(client, run_id), platform)
+        crashed = wait_for("the killed flow run", lambda: finished(client, run_id), platform)
         assert crashed.state is not None and not crashed.state.is_completed(), crashed.state
         done_before = set(read_manifest(out).ok_ids())
         assert 30 <= len(done_before) < len(grid["Sat.SMA"]), "killed too late to prove anything"
@@ -351,16 +284,16 @@ def test_a_killed_container_retried_as_the_ui_does_finishes_its_sweep(
         client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI"), force=True)
 
         def retried() -> FlowRun | None:
-            run = _finished(client, run_id)
+            run = finished(client, run_id)
             return run if run is not None and run.run_count >= 2 else None
 
-        again = _wait_for("the retried flow run", retried, platform)
+        again = wait_for("the retried flow run", retried, platform)
         platform.timings["retry to Completed (300 points, some done)"] = time.monotonic() - started
-        _assert_completed(again, platform)
+        assert_completed(again, platform)
         # The retry's own log line: what the killed container finished is not run again.
         _log_matching(client, run_id, rf"300 runs, {len(done_before)} already done", platform)
     # Both containers removed themselves (auto_remove), a moment after their run finished.
-    _wait_for(
+    wait_for(
         "the containers gone", lambda: _container_of(run_id, every=True) == [] or None, platform
     )
     assert container not in docker("ps", "-aq", "--no-trunc").stdout
@@ -374,7 +307,7 @@ def _kill_when_runs_are_recorded(
     out: Path, run_id: UUID, *, runs: int, platform: DockerPlatform
 ) -> str:
     """``docker kill`` the flow run's container once ``runs`` runs are in its manifest."""
-    deadline = time.monotonic() + _RUN_TIMEOUT
+    deadline = time.monotonic() + platform.run_timeout
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):
             recorded = (out / "manifest.jsonl").read_text().count('"run_id"')

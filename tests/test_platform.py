@@ -8,23 +8,15 @@ the module, started as a user would from the README, and stopped by process id
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
 from uuid import UUID
 
-import httpx
 import pytest
-from prefect.client.orchestration import SyncPrefectClient, get_client
+from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
     DeploymentFilter,
     DeploymentFilterId,
     FlowRunFilter,
@@ -33,7 +25,6 @@ from prefect.client.schemas.filters import (
     LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, Log
-from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import AwaitingRetry
 
 from prefect_gmat.bundle import BUNDLE_NAME, verify_bundle
@@ -55,36 +46,20 @@ from prefect_gmat.manifest import read_manifest
 from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
 from tests.conftest import DATA, DEMO_SCRIPT, REPO, executions
+from tests.work_pool import (
+    WorkerPlatform,
+    assert_completed,
+    finished,
+    run_artifacts,
+    wait_for,
+    wait_for_events,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
-T = TypeVar("T")
-_RUN_TIMEOUT = 150.0
-
-
-@dataclass
-class Platform:
-    server: LocalServer
-    root: Path
-    worker_log: Path
-    timings: dict[str, float]
-
-    @contextmanager
-    def client(self) -> Iterator[SyncPrefectClient]:
-        """A client of this server (the session's harness server stays the default elsewhere)."""
-        with (
-            temporary_settings({PREFECT_API_URL: self.server.api_url}),
-            get_client(sync_client=True) as client,
-        ):
-            yield client
-
-    def diagnostics(self) -> str:
-        log = self.worker_log.read_text(errors="replace") if self.worker_log.exists() else ""
-        return "worker log (tail):\n" + "\n".join(log.splitlines()[-60:])
-
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPlatform]:
     """Server, work pool, engine limit, blocks, ``prefect deploy --all`` and a worker."""
     root = tmp_path_factory.mktemp("platform")
     timings: dict[str, float] = {}
@@ -107,7 +82,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         worker_log = root / "worker.log"
         # Not started in the checkout: the deployment's pull step must move flow runs there.
         server.spawn([*prefect, "worker", "start", "--pool", POOL], log=worker_log, cwd=root)
-        yield Platform(server, root, worker_log, timings)
+        yield WorkerPlatform(server, root, worker_log, timings)
         print("\nplatform timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
     # Stopped by process id: the server's and worker's groups, and the flow runs and
     # engines the worker started in sessions of their own.
@@ -115,21 +90,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     while server.stray_pids() and time.monotonic() < deadline:
         time.sleep(0.1)  # SIGKILLed, not yet reaped
     assert not server.stray_pids()
-
-
-def _wait_for[T](what: str, probe: Callable[[], T | None], platform: Platform) -> T:
-    deadline = time.monotonic() + _RUN_TIMEOUT
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{platform.diagnostics()}")
-
-
-def _finished(client: SyncPrefectClient, run_id: UUID) -> FlowRun | None:
-    run = client.read_flow_run(run_id)
-    return run if run.state is not None and run.state.is_final() else None
 
 
 def _finished_run_of(
@@ -147,34 +107,8 @@ def _finished_run_of(
     return runs[0] if runs and runs[0].state and runs[0].state.is_final() else None
 
 
-def _artifacts(client: SyncPrefectClient, run_id: UUID) -> dict[str, Any]:
-    found = client.read_artifacts(
-        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
-    )
-    return {a.key: a for a in found if a.key}
-
-
-def _events(platform: Platform, name: str, **where: list[str]) -> list[dict[str, Any]]:
-    """Events called ``name``, filtered e.g. by ``related=[...]`` or ``resource=[...]`` ids."""
-    event_filter: dict[str, Any] = {"event": {"name": [name]}}
-    event_filter.update({key: {"id": ids} for key, ids in where.items()})
-    reply = httpx.post(
-        f"{platform.server.api_url}/events/filter",
-        json={"filter": event_filter, "limit": 50},
-        timeout=10,
-    )
-    reply.raise_for_status()
-    events: list[dict[str, Any]] = reply.json()["events"]
-    return events
-
-
-def _wait_for_events(platform: Platform, name: str, **where: list[str]) -> list[dict[str, Any]]:
-    """The server records events a moment after they arrive: poll until they show."""
-    return _wait_for(f"{name} events", lambda: _events(platform, name, **where) or None, platform)
-
-
 def _logs_once(
-    client: SyncPrefectClient, run_id: UUID, needle: str, platform: Platform
+    client: SyncPrefectClient, run_id: UUID, needle: str, platform: WorkerPlatform
 ) -> list[Log]:
     """The flow run's logs, once one containing ``needle`` is in.
 
@@ -186,43 +120,26 @@ def _logs_once(
         logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
         return logs if any(needle in log.message for log in logs) else None
 
-    return _wait_for(f"a log line with {needle!r}", probe, platform)
+    return wait_for(f"a log line with {needle!r}", probe, platform)
 
 
-def _assert_completed(run: FlowRun, platform: Platform) -> None:
-    assert run.state is not None
-    assert run.state.is_completed(), (
-        f"{run.name} ended {run.state.name}: {run.state.message}\n{platform.diagnostics()}"
-    )
-
-
-def test_deployment_run_with_parameters(platform: Platform) -> None:
+def test_deployment_run_with_parameters(platform: WorkerPlatform) -> None:
     """``prefect deployment run`` with typed parameters: a sweep in the worker, and its record."""
     out = platform.root / "by-hand"
     started = time.monotonic()
-    done = platform.server.run(
-        [
-            *prefect_command(),
-            "deployment",
-            "run",
-            f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}",
-            "--param",
-            f"script={DEMO_SCRIPT}",
-            "--param",
-            'grid={"Sat.SMA": [7000, 7100, 7200]}',
-            "--param",
-            f"out={out}",
-            "--param",
-            "workers=2",
-        ]
+    run_id = platform.run_deployment(
+        f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}",
+        {
+            "script": DEMO_SCRIPT,
+            "grid": '{"Sat.SMA": [7000, 7100, 7200]}',
+            "out": out,
+            "workers": 2,
+        },
     )
-    match = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
-    assert match, done.stdout
-    run_id = UUID(match.group(1))
     with platform.client() as client:
-        run = _wait_for("the sweep's flow run", lambda: _finished(client, run_id), platform)
+        run = wait_for("the sweep's flow run", lambda: finished(client, run_id), platform)
         platform.timings["deployment run to Completed (3 points)"] = time.monotonic() - started
-        _assert_completed(run, platform)
+        assert_completed(run, platform)
         assert run.name == "sweep-leo_short-3pts"
         assert run.parameters["grid"] == {"Sat.SMA": [7000, 7100, 7200]}
 
@@ -238,7 +155,7 @@ def test_deployment_run_with_parameters(platform: Platform) -> None:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
         )
         assert {"run-0", "run-1", "run-2"} <= {t.name for t in tasks}
-        artifacts = _artifacts(client, run_id)
+        artifacts = run_artifacts(client, run_id)
         assert {PROGRESS_KEY, SUMMARY_KEY, ARTIFACT_KEY} <= set(artifacts)
         assert artifacts[PROGRESS_KEY].data == 100.0
         table = json.loads(artifacts[SUMMARY_KEY].data)
@@ -251,9 +168,9 @@ def test_deployment_run_with_parameters(platform: Platform) -> None:
 
     # The sweep held its two engine slots, and announced itself when done.
     this_run = [f"prefect.flow-run.{run_id}"]
-    acquired = _wait_for_events(platform, "prefect.concurrency-limit.acquired", related=this_run)
+    acquired = wait_for_events(platform, "prefect.concurrency-limit.acquired", related=this_run)
     assert acquired[0]["resource"]["prefect.resource.name"] == ENGINE_LIMIT
-    completed = _wait_for_events(platform, SWEEP_COMPLETED, related=this_run)
+    completed = wait_for_events(platform, SWEEP_COMPLETED, related=this_run)
     assert len(completed) == 1
     assert completed[0]["resource"]["gmat.sweep.out"] == str(out)
     payload = completed[0]["payload"]
@@ -262,7 +179,7 @@ def test_deployment_run_with_parameters(platform: Platform) -> None:
 
 
 def test_deployment_run_of_a_monte_carlo_study_from_the_run_forms_design(
-    platform: Platform,
+    platform: WorkerPlatform,
 ) -> None:
     """The ``design`` parameter as the UI's Run form sends it, unseeded: drawn and recorded."""
     from prefect_gmat.designs import monte_carlo_points, parse_perturb
@@ -273,28 +190,18 @@ def test_deployment_run_of_a_monte_carlo_study_from_the_run_forms_design(
         "LaunchDelay.Value": {"dist": "uniform", "lo": 0, "hi": 600},
     }
     design = {"kind": "monte_carlo", "perturb": perturb, "n": 4, "seed": None}
-    done = platform.server.run(
-        [
-            *prefect_command(),
-            "deployment",
-            "run",
-            f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}",
-            "--param",
-            f"script={DATA / 'launch_dispersion.script'}",
-            "--param",
-            f"design={json.dumps(design)}",
-            "--param",
-            f"out={out}",
-            "--param",
-            "workers=2",
-        ]
+    run_id = platform.run_deployment(
+        f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}",
+        {
+            "script": DATA / "launch_dispersion.script",
+            "design": json.dumps(design),
+            "out": out,
+            "workers": 2,
+        },
     )
-    match = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
-    assert match, done.stdout
-    run_id = UUID(match.group(1))
     with platform.client() as client:
-        run = _wait_for("the study's flow run", lambda: _finished(client, run_id), platform)
-        _assert_completed(run, platform)
+        run = wait_for("the study's flow run", lambda: finished(client, run_id), platform)
+        assert_completed(run, platform)
         assert run.name == "sweep-launch_dispersion-4pts"
         logs = _logs_once(client, run_id, "seed not given: drew seed", platform)
     header = read_manifest(out).header
@@ -305,7 +212,7 @@ def test_deployment_run_of_a_monte_carlo_study_from_the_run_forms_design(
     assert [read_manifest(out).records[i]["overrides"] for i in range(4)] == drawn
 
 
-def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
+def test_script_event_starts_sweep_and_follower(platform: WorkerPlatform) -> None:
     """``prefect-gmat emit-script-updated`` starts a sweep; its completion starts the follower."""
     watched = (platform.root / "watched" / "leo_short.script").resolve()
     watched.parent.mkdir()
@@ -314,24 +221,24 @@ def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
     platform.server.run(
         [sys.executable, "-m", "prefect_gmat.cli", "emit-script-updated", str(watched)]
     )
-    emitted = _wait_for_events(platform, SCRIPT_UPDATED, resource=[f"gmat.script.{watched}"])
+    emitted = wait_for_events(platform, SCRIPT_UPDATED, resource=[f"gmat.script.{watched}"])
     assert len(emitted) == 1
     assert emitted[0]["resource"]["gmat.script.path"] == str(watched)
     with platform.client() as client:
         triggered = f"{SWEEP_FLOW}/{SCRIPT_TRIGGERED_DEPLOYMENT}"
-        sweep = _wait_for(
+        sweep = wait_for(
             "the event-triggered sweep",
             lambda: _finished_run_of(client, triggered, "script", str(watched)),
             platform,
         )
         platform.timings["event to sweep Completed (10 points)"] = time.monotonic() - started
-        _assert_completed(sweep, platform)
+        assert_completed(sweep, platform)
         assert sweep.parameters["grid"] == LEO_GRID  # the deployment's own grid
         [out] = (platform.root / "sweeps").glob(f"leo_short-*-{str(sweep.id)[:8]}")
         manifest = read_manifest(out)
         assert manifest.header["script_path"] == str(watched)
         assert len(manifest.ok_ids()) == len(LEO_GRID["Sat.SMA"])
-        follower = _wait_for(
+        follower = wait_for(
             "the chained follower",
             lambda: _finished_run_of(
                 client, f"{FOLLOWER_FLOW}/{FOLLOWER_DEPLOYMENT}", "out", str(out)
@@ -339,13 +246,15 @@ def test_script_event_starts_sweep_and_follower(platform: Platform) -> None:
             platform,
         )
         platform.timings["event to follower Completed"] = time.monotonic() - started
-        _assert_completed(follower, platform)
+        assert_completed(follower, platform)
         assert follower.name == f"summarise-{out.name}"
-        verified = _artifacts(client, follower.id)[VERIFIED_KEY].data
+        verified = run_artifacts(client, follower.id)[VERIFIED_KEY].data
         assert "verified" in verified and f"{len(LEO_GRID['Sat.SMA'])} ok, 0 failed" in verified
 
 
-def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(platform: Platform) -> None:
+def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(
+    platform: WorkerPlatform,
+) -> None:
     """The UI's Retry reruns the flow run: same directory (named after it), only what is not ok."""
     script = platform.root / "retried.script"
     shutil.copy(DEMO_SCRIPT, script)
@@ -355,8 +264,8 @@ def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(platform: Pla
         run_id = client.create_flow_run_from_deployment(
             deployment.id, parameters={"script": str(script), "grid": grid, "workers": 2}
         ).id
-        first = _wait_for("the sweep", lambda: _finished(client, run_id), platform)
-        _assert_completed(first, platform)
+        first = wait_for("the sweep", lambda: finished(client, run_id), platform)
+        assert_completed(first, platform)
         # No out: the flow run named its directory after itself.
         [out] = (platform.root / "sweeps").glob(f"retried-*-{str(run_id)[:8]}")
         next((out / "run-1").glob("report__*.parquet")).unlink()  # one run's output lost
@@ -365,12 +274,12 @@ def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(platform: Pla
         client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI"), force=True)
 
         def retried() -> FlowRun | None:
-            run = _finished(client, run_id)
+            run = finished(client, run_id)
             return run if run is not None and run.run_count >= 2 else None
 
-        again = _wait_for("the retried flow run", retried, platform)
+        again = wait_for("the retried flow run", retried, platform)
         platform.timings["UI retry to Completed"] = time.monotonic() - started
-        _assert_completed(again, platform)
+        assert_completed(again, platform)
         _logs_once(client, run_id, "3 runs, 2 already done, 1 to run", platform)
     assert [p.name for p in (platform.root / "sweeps").glob("retried-*")] == [out.name]
     assert executions(out) == {0: 1, 1: 2, 2: 1}
@@ -378,7 +287,7 @@ def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(platform: Pla
     verify_bundle(out / BUNDLE_NAME)
 
 
-def test_a_refused_sweep_fails_its_flow_run_once_with_the_reason(platform: Platform) -> None:
+def test_a_refused_sweep_fails_its_flow_run_once_with_the_reason(platform: WorkerPlatform) -> None:
     """The up-front checks inside a deployment's flow run: Failed once, the fix in its message."""
     out = platform.root / "refused"
     with platform.client() as client:
@@ -387,7 +296,7 @@ def test_a_refused_sweep_fails_its_flow_run_once_with_the_reason(platform: Platf
             deployment.id,
             parameters={"script": str(DEMO_SCRIPT), "grid": {"Sat.SMAA": [7000]}, "out": str(out)},
         ).id
-        run = _wait_for("the refused sweep", lambda: _finished(client, run_id), platform)
+        run = wait_for("the refused sweep", lambda: finished(client, run_id), platform)
     assert run.state is not None and run.state.is_failed(), run.state
     assert "Did you mean 'Sat.SMA'?" in (run.state.message or "")
     assert run.run_count == 1
