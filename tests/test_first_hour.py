@@ -31,7 +31,7 @@ def _env() -> dict[str, str]:
     return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
-def _tour(out: Path, marker: Path) -> str:
+def _tour(out: Path, marker: Path, knobs: str = "") -> str:
     """The README's first lines as a user saves them: no ``if __name__ == "__main__":``."""
     return textwrap.dedent(
         f"""
@@ -39,7 +39,7 @@ def _tour(out: Path, marker: Path) -> str:
         with open({str(marker)!r}, "a") as seen:
             seen.write("top level ran\\n")
         df = sweep({str(DEMO_SCRIPT)!r}, grid={{"Sat.SMA": [7000, 7100, 7200]}},
-                   out={str(out)!r}, workers=2)
+                   out={str(out)!r}, workers=2{knobs})
         print(df["__status"].value_counts().to_dict())
         """
     )
@@ -70,6 +70,24 @@ def test_an_unguarded_script_runs_once_and_sweeps(tmp_path: Path, how: str) -> N
     assert "{'ok': 9}" in done.stdout
     assert marker.read_text() == "top level ran\n", "a worker re-ran the user's script"
     assert (out / "sweep_bundle.zip").is_file()
+
+
+def test_an_unguarded_script_runs_once_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    """The README's ``dask="local"`` line: dask's worker processes would re-run the script."""
+    out, marker = tmp_path / "leo", tmp_path / "marker.txt"
+    script = tmp_path / "my_sweep.py"
+    script.write_text(_tour(out, marker, ', dask="local"'))
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "{'ok': 9}" in done.stdout
+    assert marker.read_text() == "top level ran\n", "a dask worker re-ran the user's script"
 
 
 def test_a_worker_that_cannot_start_shows_its_own_error(

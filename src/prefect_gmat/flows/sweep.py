@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from prefect import flow, get_client, get_run_logger
+from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
@@ -75,17 +75,15 @@ def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
     from prefect_dask.task_runners import DaskTaskRunner
 
     if options.dask == "local":
-        # Point the workers at this flow's API, so their task runs land in the same
-        # server even in ephemeral mode (where each would otherwise start its own).
-        with get_client(sync_client=True) as client:
-            api_url = client.api_url
+        # One dask worker in this process, a thread per engine (the engines are their own
+        # processes anyway). Worker processes would be started by multiprocessing's spawn,
+        # which re-runs the caller's __main__: an unguarded script would sweep again in each.
         return DaskTaskRunner(
             cluster_kwargs={
-                "n_workers": options.pool.workers,
-                "threads_per_worker": 1,
-                "processes": True,
+                "n_workers": 1,
+                "threads_per_worker": options.pool.workers,
+                "processes": False,
                 "dashboard_address": None,
-                "env": {"PREFECT_API_URL": str(api_url).rstrip("/")},
             }
         )
     if "://" in str(options.dask):
@@ -345,8 +343,8 @@ def sweep_flow(
     summary: the sweep directory, status counts, failures and the bundle.
     ``installation`` names a GmatInstallation block (instead of ``gmat_root``);
     ``sweep_spec`` names a GmatSweepSpec block that fills the parameters left unset.
-    ``dask`` runs the task runs on dask.distributed: ``"local"`` (a local cluster of
-    ``workers`` processes) or a scheduler address such as ``tcp://host:8786``.
+    ``dask`` runs the task runs on dask.distributed: ``"local"`` (a local cluster in this
+    process, one thread per engine) or a scheduler address such as ``tcp://host:8786``.
     ``points_per_task``: "auto" (default) runs one point per task run unless many
     short runs make batching worth it; a number fixes the points per task run.
     ``plot_metric``: the report column the plot artifacts show (``auto`` picks
