@@ -367,7 +367,9 @@ def _run(
     local = options.pool if options.dask is None else replace(options.pool, workers=1)
     server = EarlyServer()
     pool = shared_pool(local)
-    flow_import = threading.Thread(target=_import_flow, daemon=True)
+    # Not a daemon: a daemon thread still importing when a refused sweep's interpreter
+    # exits can crash the exit (SIGSEGV/SIGABRT seen in CI); the exit waits for it instead.
+    flow_import = threading.Thread(target=_import_flow, name="flow-import")
     flow_import.start()
     try:
         check_against_engine(checked, pool)

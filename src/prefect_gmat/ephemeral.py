@@ -68,9 +68,9 @@ class EarlyServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
         self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._start, name="prefect-server-start", daemon=True
-        )
+        # Not a daemon: it imports Prefect, and an interpreter exiting under a daemon
+        # thread's import can crash; stop() ends its wait, so the exit waits little.
+        self._thread = threading.Thread(target=self._start, name="prefect-server-start")
         self._stopped = threading.Event()
         self._starting = threading.Lock()  # stop() never misses a server being started
         self._thread.start()
