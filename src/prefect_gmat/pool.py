@@ -1,8 +1,9 @@
 """Warm GMAT worker processes: start the engine once, run many scripts, survive crashes.
 
-No Prefect here. Each worker is a fresh ``python -m prefect_gmat.engine_worker``
-process (never the caller's ``__main__``, so an unguarded user script is not
-re-run) that bootstraps the engine at start and then serves jobs over a socket,
+No Prefect here. Each worker is forked from a template process, a fresh
+``python -m prefect_gmat.engine_worker --template`` that has imported what a
+worker needs once (never the caller's ``__main__``, so an unguarded user script
+is not re-run); it bootstraps its own engine and then serves jobs over a socket,
 one at a time (the engine is not thread-safe). Callers on any thread call
 :meth:`WorkerPool.run` or :meth:`WorkerPool.run_batch`, which borrow an idle
 worker, send the jobs and stream back one outcome per job:
@@ -23,8 +24,10 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import itertools
 import multiprocessing.connection
 import os
+import pickle
 import queue
 import signal
 import socket
@@ -34,10 +37,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
+from prefect_gmat.engine_worker import TEMPLATE_ENV
 from prefect_gmat.errors import EngineNotFoundError
 from prefect_gmat.runner import Outcome, Problem, RunJob, ValidateJob, failed_outcome
 
@@ -74,9 +79,132 @@ def describe_exit(exitcode: int | None) -> str:
     return f"worker died: exit code {exitcode}"
 
 
+class _Process(Protocol):
+    """What the pool needs of a worker process (a :class:`subprocess.Popen` or a fork)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def kill(self) -> None: ...
+
+
+class _Template:
+    """A ``engine_worker --template`` process that forks workers on request.
+
+    Requests go out at once (a spawn does not wait for the template's imports);
+    one reader thread hands each reply to the :class:`Future` of its request.
+    """
+
+    def __init__(self, env: dict[str, str]) -> None:
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        fd = str(child.fileno())
+        self.output = tempfile.TemporaryFile(prefix="gmat-template-")  # noqa: SIM115
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "prefect_gmat.engine_worker", "--template", "--fd", fd],
+                pass_fds=(child.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=self.output,
+                stderr=self.output,
+                env={**env, **TEMPLATE_ENV},
+            )
+        finally:
+            child.close()
+        self._sock = parent
+        self._send_lock = threading.Lock()
+        self._tokens = itertools.count()
+        self._waiting: dict[int, Future[int | None]] = {}
+        self._reader = threading.Thread(target=self._read, name="gmat-template", daemon=True)
+        self._reader.start()
+
+    def _request(self, kind: str, arg: object, fds: Sequence[int] = ()) -> Future[int | None]:
+        reply: Future[int | None] = Future()
+        with self._send_lock:
+            token = next(self._tokens)
+            self._waiting[token] = reply
+            try:
+                socket.send_fds(self._sock, [pickle.dumps((token, kind, arg))], list(fds))
+            except OSError as exc:
+                self._waiting.pop(token, None)
+                reply.set_exception(exc)
+        return reply
+
+    def _read(self) -> None:
+        try:
+            while data := self._sock.recv(4096):
+                token, value = pickle.loads(data)
+                self._waiting.pop(token).set_result(value)
+        except OSError:
+            pass
+        with self._send_lock:  # the template is gone: nothing more will be answered
+            waiting, self._waiting = self._waiting, {}
+        for reply in waiting.values():
+            reply.set_exception(EOFError("the worker template process ended"))
+
+    def spawn(self, conn_fd: int, output_fd: int) -> Future[int | None]:
+        """Fork a worker serving ``conn_fd``; the future gets its pid."""
+        return self._request("spawn", os.getcwd(), (conn_fd, output_fd))
+
+    def exit_code(self, pid: int) -> int | None:
+        """A forked worker's exit code, or None while it runs (or if nobody can tell)."""
+        try:
+            return self._request("poll", pid).result(timeout=10)
+        except Exception:
+            return None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """Stop the template (forked workers are stopped by the pool, one by one)."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.output.close()
+
+
+class _Forked:
+    """A worker forked by a :class:`_Template`: pid from its reply, exit code by asking it."""
+
+    def __init__(self, template: _Template, pid: Future[int | None]) -> None:
+        self._template = template
+        self._pid = pid
+        self.returncode: int | None = None
+
+    @property
+    def pid(self) -> int:
+        pid = self._pid.result(timeout=_STARTUP_TIMEOUT)
+        assert pid is not None
+        return pid
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid = self.pid
+            except Exception:  # never forked: the template died, say how
+                self.returncode = self._template.process.poll() or 1
+                return self.returncode
+            self.returncode = self._template.exit_code(pid)
+        return self.returncode
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            os.kill(self.pid, signal.SIGKILL)
+
+
 @dataclass(eq=False)
 class _Worker:
-    process: subprocess.Popen[bytes]
+    process: _Process
     conn: multiprocessing.connection.Connection
     output: IO[bytes]  # the process's stdout and stderr, for the cause of a failed start
     ready: bool = False
@@ -88,21 +216,28 @@ class _Worker:
         return self.process.poll() is None
 
     def wait(self, timeout: float) -> int | None:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=timeout)
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
         return self.process.returncode
 
     def output_tail(self) -> str:
         """The last lines the process wrote to stdout/stderr (engine start errors land there)."""
-        try:
-            size = os.fstat(self.output.fileno()).st_size
-            data = os.pread(self.output.fileno(), _STDERR_TAIL, max(0, size - _STDERR_TAIL))
-        except OSError:
-            return ""
-        return data.decode("utf-8", errors="replace").strip()
+        return _tail(self.output)
+
+
+def _tail(output: IO[bytes]) -> str:
+    """The last characters written to a process's output file."""
+    try:
+        size = os.fstat(output.fileno()).st_size
+        data = os.pread(output.fileno(), _STDERR_TAIL, max(0, size - _STDERR_TAIL))
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace").strip()
 
 
 _live_workers: set[_Worker] = set()  # every pool's, killed at interpreter exit
+_live_templates: set[_Template] = set()
 
 
 @atexit.register
@@ -110,6 +245,9 @@ def _kill_leftover_workers() -> None:
     for worker in list(_live_workers):
         with contextlib.suppress(OSError):
             worker.process.kill()
+    for template in list(_live_templates):
+        with contextlib.suppress(OSError):
+            template.process.kill()
 
 
 class WorkerPool:
@@ -134,32 +272,33 @@ class WorkerPool:
         self._live: set[_Worker] = set()
         self._closed = False
         self._successors: queue.Queue[_Worker] = queue.Queue()  # see _prestart_successor
+        self._template: _Template | None = None
         for _ in range(workers):
             self._idle.put(self._spawn())
 
     # -- lifecycle -----------------------------------------------------------------
     def _spawn(self) -> _Worker:
+        """Start a worker: a fork of the template (started first if none is alive)."""
         parent, child = socket.socketpair()
         output = tempfile.TemporaryFile(prefix="gmat-worker-")  # noqa: SIM115 -- the worker's life
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_PACKAGE_PARENT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-        )
+        with self._lock:
+            template = self._template
+            if template is None or not template.alive():
+                env = dict(os.environ)
+                env["PYTHONPATH"] = os.pathsep.join(
+                    [_PACKAGE_PARENT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+                )
+                if template is not None:
+                    _live_templates.discard(template)
+                template = self._template = _Template(env)
+                _live_templates.add(template)
         try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "prefect_gmat.engine_worker", "--fd", str(child.fileno())],
-                pass_fds=(child.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=output,
-                env=env,
-                cwd=os.getcwd(),
-            )
+            pid = template.spawn(child.fileno(), output.fileno())
         finally:
             child.close()
         conn = multiprocessing.connection.Connection(parent.detach())
-        conn.send((self.engine_root, list(sys.path)))
-        worker = _Worker(process=process, conn=conn, output=output)
+        conn.send((self.engine_root, list(sys.path), os.getpid()))
+        worker = _Worker(process=_Forked(template, pid), conn=conn, output=output)
         with self._lock:
             self._live.add(worker)
             _live_workers.add(worker)
@@ -198,6 +337,11 @@ class WorkerPool:
         for worker in stopping:
             worker.wait(max(0.0, deadline - time.monotonic()))
             self._discard(worker, kill=True)
+        with self._lock:
+            template, self._template = self._template, None
+        if template is not None:
+            _live_templates.discard(template)
+            template.close()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -238,12 +382,19 @@ class WorkerPool:
                 + advice,
                 engine_root=self.engine_root,
             )
-        tail = detail or worker.output_tail() or "(it printed nothing)"
+        tail = detail or worker.output_tail() or self._template_tail() or "(it printed nothing)"
         return EngineNotFoundError(
             f"a GMAT worker process failed before starting the engine "
             f"({describe_exit(worker.process.returncode)}); its output ends with:\n{tail}",
             engine_root=self.engine_root,
         )
+
+    def _template_tail(self) -> str:
+        """What a template that died before forking printed (an import error, say)."""
+        template = self._template
+        if template is None or template.alive():
+            return ""
+        return _tail(template.output)
 
     def _await_ready(self, worker: _Worker) -> None:
         if worker.ready:
