@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -269,13 +269,56 @@ def run_spec(
             f"{', '.join(SweepKnobs.__annotations__)}.",
             field=sorted(unknown)[0],
         )
-    summary = _run(spec, out, mode, knobs)
-    return load_sweep(
-        summary["out"],
-        report=knobs.get("report"),
-        params=knobs.get("params", False),
-        converged=knobs.get("converged", False),
-    )
+    frame = _FrameReader(knobs)
+    _run(spec, out, mode, knobs, frame)
+    return frame.result()
+
+
+class _FrameReader:
+    """Reads the finished sweep's frame in a thread from the moment its flow run completes.
+
+    Started by the flow's ``on_completion`` hook, so the read overlaps what Prefect
+    does before the call returns (its heartbeat thread takes up to 1 s to stop).
+    """
+
+    def __init__(self, knobs: SweepKnobs) -> None:
+        self._knobs = knobs
+        self._out: str | None = None
+        self._thread: threading.Thread | None = None
+        self._frame: pd.DataFrame | None = None
+        self._error: BaseException | None = None
+
+    def hook(self, out: str) -> Callable[..., None]:
+        """The flow's ``on_completion`` hook, reading the sweep in ``out``."""
+        self._out = out
+
+        def start(*_: object) -> None:
+            self._thread = threading.Thread(target=self._read, name="frame-read")
+            self._thread.start()
+
+        return start
+
+    def _read(self) -> None:
+        try:
+            assert self._out is not None
+            self._frame = load_sweep(
+                self._out,
+                report=self._knobs.get("report"),
+                params=self._knobs.get("params", False),
+                converged=self._knobs.get("converged", False),
+            )
+        except BaseException as exc:  # raised to the caller by result()
+            self._error = exc
+
+    def result(self) -> pd.DataFrame:
+        if self._thread is None:
+            self._read()  # the hook never ran (a flow run that did not complete)
+        else:
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._frame is not None
+        return self._frame
 
 
 def load_sweep(
@@ -340,7 +383,11 @@ def _import_flow() -> None:
 
 
 def _run(
-    spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: SweepKnobs
+    spec: SweepSpec | None,
+    out: PathLike | None,
+    mode: Mode,
+    knobs: SweepKnobs,
+    frame: _FrameReader,
 ) -> dict[str, Any]:
     """Check everything, then run the flow; Prefect starts only once the checks pass.
 
@@ -399,7 +446,8 @@ def _run(
         ):
             if server.api_url is not None and "PREFECT_GMAT_PLOT_METRIC" not in os.environ:
                 parameters["plot_metric"] = "off"  # nobody sees a temporary server's plots
-            summary: dict[str, Any] = sweep_flow(**parameters)
+            run_flow = sweep_flow.with_options(on_completion=[frame.hook(str(options.out))])
+            summary: dict[str, Any] = run_flow(**parameters)
     finally:
         close_shared_pool(local)
         server.stop()
