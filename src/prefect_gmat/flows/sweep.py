@@ -62,6 +62,9 @@ __all__ = ["SweepOptions", "sweep_flow"]
 
 _FLUSH_SECONDS = 0.5
 _FLUSH_MAX_SECONDS = 2.0
+#: Work left (engine-seconds per engine) when the end-of-sweep preparations start:
+#: about the time matplotlib's import takes, so the plots do not wait for it.
+_NEARLY_DONE_SECONDS = 1.0
 
 
 def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
@@ -176,17 +179,18 @@ class _Dispatcher:
         self,
         plan: SweepPlan,
         options: SweepOptions,
-        on_engine_idle: Callable[[], None] = lambda: None,
+        on_nearly_done: Callable[[], None] = lambda: None,
     ) -> None:
         self.plan = plan
         self.options = options
-        self._on_engine_idle = on_engine_idle
+        self._on_nearly_done = on_nearly_done
         self.logger = get_run_logger()
         self.tally = _Tally()
         self._points: Iterator[Point] = iter(plan.to_run)
         self._remaining = len(plan.to_run)
         self._done: queue.Queue[tuple[PrefectFuture[list[Outcome]], list[RunJob]]] = queue.Queue()
         self._in_flight = 0
+        self._points_in_flight = 0
         self._pending: list[Outcome] = []
         self._started = self._last_flush = time.monotonic()
         self._progress = SweepProgress(len(plan.spec), plan.done, options.out, self.logger)
@@ -262,6 +266,7 @@ class _Dispatcher:
             future = self._runner.submit(self._task, parameters)
         future.add_done_callback(lambda f: self._done.put((f, jobs)))
         self._in_flight += 1
+        self._points_in_flight += len(jobs)
 
     def collect(self) -> None:
         """Wait for one task run (flushing while waiting) and record its points."""
@@ -271,9 +276,10 @@ class _Dispatcher:
             self.flush()
             return
         self._in_flight -= 1
-        if self._remaining == 0 and self._in_flight < self.sizer.engines:
-            self._on_engine_idle()  # once: the last task runs leave an engine free
-            self._on_engine_idle = lambda: None
+        self._points_in_flight -= len(jobs)
+        if self._nearly_done():
+            self._on_nearly_done()  # once
+            self._on_nearly_done = lambda: None
         future.wait()
         outcomes = [land(o) for o in _outcomes_of(future, jobs)]
         self.sizer.observe(outcomes)
@@ -289,6 +295,15 @@ class _Dispatcher:
         progress.report(self._finished, len(self.plan.spec), self.tally.ok, self.tally.failed)
         if time.monotonic() - self._last_flush >= self._flush_interval():
             self.flush()
+
+    def _nearly_done(self) -> bool:
+        """Every point is out and what is in flight ends within ``_NEARLY_DONE_SECONDS``
+        (or an engine is already free)."""
+        if self._remaining > 0:
+            return False
+        run = self.sizer.typical_run_seconds or 0.0
+        left = self._points_in_flight * run / self.sizer.engines
+        return left <= _NEARLY_DONE_SECONDS or self._in_flight < self.sizer.engines
 
     @property
     def _finished(self) -> int:
@@ -393,7 +408,7 @@ def sweep_flow(
                 options.engine.version,
                 options.engine.source,
             )
-            # matplotlib (0.75 s of CPU) is imported on a core the last task runs leave free.
+            # matplotlib (0.75 s of CPU) is imported while the last second of runs goes on.
             tally = _Dispatcher(plan, options, lambda: warm_plots(plot_metric)).run()
     finally:
         with held:  # released even if stopping the engines fails
