@@ -463,6 +463,32 @@ def test_plots_are_published_as_picture_artifacts_and_never_fail_a_sweep(
     assert "sweep plots not published (no report has a column 'Sat.Nope'" in caplog.text
 
 
+def test_a_swept_field_the_report_also_records_gets_its_own_column_and_plots(
+    tmp_path: Path,
+) -> None:
+    """``Sat.SMA`` swept and reported: the frame once had two ``Sat.SMA`` columns, and the
+    flow's plots failed ("'DataFrame' object has no attribute 'dtype'")."""
+    from prefect_gmat.ui_plots import sweep_plots
+
+    script = tmp_path / "reports_sma.script"
+    script.write_text(
+        DEMO_SCRIPT.read_text().replace(
+            "RF.Add = {Sat.UTCGregorian, Sat.X, Sat.Y, Sat.Z}",
+            "RF.Add = {Sat.UTCGregorian, Sat.SMA, Sat.X}",
+        )
+    )
+    out = tmp_path / "out"
+    sweep(script, grid={"Sat.SMA": [7000.0, 7100.0, 7200.0]}, out=out, workers=1)
+    df = load_sweep(out, params=True)
+    assert df.columns.is_unique
+    assert df.attrs["params"] == ["Sat.SMA (swept)"]
+    per_run = df.groupby(level="run_id")
+    assert per_run["Sat.SMA (swept)"].first().tolist() == [7000.0, 7100.0, 7200.0]
+    assert per_run["Sat.SMA"].nunique().max() > 1  # the report's column: the value over time
+    (band,) = sweep_plots(out)  # one swept field: the band, no corner
+    assert band.key == "sweep-band" and band.png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # --- command line ------------------------------------------------------------------------
 
 

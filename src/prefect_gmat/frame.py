@@ -467,10 +467,17 @@ def _with_convergence(frame: pd.DataFrame, records: list[Mapping[str, Any]]) -> 
 
 
 def _with_params(frame: pd.DataFrame, records: list[Mapping[str, Any]]) -> pd.DataFrame:
-    """Insert one column per swept field, before the report columns."""
+    """Insert one column per swept field, before the report columns.
+
+    A field the report also records (``Sat.SMA`` swept and reported) keeps the
+    report's column, the value over time; the commanded value per run comes in as
+    ``"Sat.SMA (swept)"``, so no two columns share a name. ``attrs["params"]``
+    names the columns that hold the swept values.
+    """
     overrides = pd.DataFrame(
         [r["overrides"] for r in records], index=pd.Index([int(r["run_id"]) for r in records])
     )
+    overrides = overrides.rename(columns=lambda f: f"{f} (swept)" if f in frame.columns else f)
     run_ids = frame.index.get_level_values("run_id")
     joined = overrides.reindex(run_ids)
     joined.index = frame.index

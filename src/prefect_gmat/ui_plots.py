@@ -89,9 +89,10 @@ def _choose(
             field="report",
             value=report,
         )
-    swept = {k for r in records for k in r["overrides"]}
     for name in [report] if report is not None else names:
         frame = aggregate(records, manifest.path.parent, report=name, params=True)
+        # Neither a swept value nor a report column that records a swept field.
+        swept = {k for r in records for k in r["overrides"]} | set(frame.attrs["params"])
         numeric = [
             c
             for c in frame.columns
