@@ -64,7 +64,7 @@ _FLUSH_SECONDS = 0.5
 _FLUSH_MAX_SECONDS = 2.0
 #: Work left (engine-seconds per engine) when the end-of-sweep preparations start:
 #: about the time matplotlib's import takes, so the plots do not wait for it.
-_NEARLY_DONE_SECONDS = 1.0
+_NEARLY_DONE_SECONDS = 2.0
 
 
 def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
