@@ -445,8 +445,9 @@ def test_a_killed_unseeded_study_resumes_with_the_same_draws(tmp_path: Path) -> 
     from gmat_sweep.grids import expand_monte_carlo_to_run_specs
 
     out = tmp_path / "killed"
+    n = 400  # the kill lands mid-study: the first manifest flush holds 45-76 runs here
     env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    args = [sys.executable, "-m", "tests.designs_subprocess", str(out), "24"]
+    args = [sys.executable, "-m", "tests.designs_subprocess", str(out), str(n)]
     proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 180
@@ -463,12 +464,12 @@ def test_a_killed_unseeded_study_resumes_with_the_same_draws(tmp_path: Path) -> 
     before = read_manifest(out)
     seed = before.header["sweep_seed"]
     assert isinstance(seed, int) and before.header["parameter_spec"]["seed"] == seed
-    assert 8 <= len(before.ok_ids()) < 24
+    assert 8 <= len(before.ok_ids()) < n
     resume(out, workers=2, archive=False)
     after = read_manifest(out)
-    assert after.ok_ids() == list(range(24))
-    drawn = expand_monte_carlo_to_run_specs(PERTURB, 24, seed, "s", "o")
-    assert [after.records[i]["overrides"] for i in range(24)] == [s.overrides for s in drawn]
+    assert after.ok_ids() == list(range(n))
+    drawn = expand_monte_carlo_to_run_specs(PERTURB, n, seed, "s", "o")
+    assert [after.records[i]["overrides"] for i in range(n)] == [s.overrides for s in drawn]
     assert all(executions(out)[i] == 1 for i in before.ok_ids())
 
 
