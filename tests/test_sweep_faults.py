@@ -19,6 +19,7 @@ from tests.conftest import DATA, DEMO_SCRIPT, executions, kill_a_busy_worker_whe
 
 GRID_200 = {"Sat.SMA": np.linspace(7000.0, 7995.0, 200)}
 SMA_200 = GRID_200["Sat.SMA"]
+SMA_600 = [7000.0 + 0.5 * i for i in range(600)]
 
 
 def test_a_worker_killed_mid_sweep_fails_only_its_run_with_the_cause(tmp_path: Path) -> None:
@@ -104,15 +105,16 @@ def test_a_deterministic_failure_is_not_retried(tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB file system (tmpfs; needs root, as in CI), so the disk really fills.
+    """A real 4 MiB file system (tmpfs; needs root, as in CI), so the disk really fills.
 
     A short-LEO run leaves about 12 KB (GMAT's text outputs, the worker log with the
-    GMAT log, the Parquet, Prefect's result record): about 80 runs fit.
+    GMAT log, the Parquet, Prefect's result record): about 330 runs fit, several
+    seconds of runs, so manifest flushes (every 0.5 s at first) land before it fills.
     """
     where = tmp_path / "disk"
     where.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
@@ -127,7 +129,7 @@ def test_a_full_disk_stops_the_sweep_clearly_and_keeps_earlier_runs(small_disk: 
     with pytest.raises(ManifestError, match=r"No space left on device.*records already in it"):
         sweep(
             DEMO_SCRIPT,
-            grid={"Sat.SMA": SMA_200},
+            grid={"Sat.SMA": SMA_600},
             out=out,
             workers=2,
             retries=0,
@@ -141,9 +143,9 @@ def test_a_full_disk_stops_the_sweep_clearly_and_keeps_earlier_runs(small_disk: 
     for run_id in manifest.failed_ids():
         assert "no space left on the disk" in manifest.records[run_id]["error"]
     # with room again, resume finishes the sweep without redoing the earlier runs
-    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True)
+    subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
     done = set(manifest.ok_ids())
     df = resume(out, workers=2, archive=False)
-    assert (df["__status"] == "ok").sum() == 3 * 200
+    assert (df["__status"] == "ok").sum() == 3 * 600
     runs = executions(out)
     assert all(runs[run_id] == 1 for run_id in done)
