@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -270,15 +270,16 @@ def run_spec(
             field=sorted(unknown)[0],
         )
     frame = _FrameReader(knobs)
-    _run(spec, out, mode, knobs, frame)
-    return frame.result()
+    summary = _run(spec, out, mode, knobs, frame)
+    return frame.result(summary["out"])
 
 
 class _FrameReader:
-    """Reads the finished sweep's frame in a thread from the moment its flow run completes.
+    """Reads the finished sweep's frame in a thread from the moment the flow has written it.
 
-    Started by the flow's ``on_completion`` hook, so the read overlaps what Prefect
-    does before the call returns (its heartbeat thread takes up to 1 s to stop).
+    The flow calls :meth:`start` (through ``on_sweep_written``) just before it
+    returns, so the read overlaps what Prefect does before the call returns (its
+    heartbeat thread takes up to 1 s to stop).
     """
 
     def __init__(self, knobs: SweepKnobs) -> None:
@@ -288,15 +289,10 @@ class _FrameReader:
         self._frame: pd.DataFrame | None = None
         self._error: BaseException | None = None
 
-    def hook(self, out: str) -> Callable[..., None]:
-        """The flow's ``on_completion`` hook, reading the sweep in ``out``."""
+    def start(self, out: str) -> None:
         self._out = out
-
-        def start(*_: object) -> None:
-            self._thread = threading.Thread(target=self._read, name="frame-read")
-            self._thread.start()
-
-        return start
+        self._thread = threading.Thread(target=self._read, name="frame-read")
+        self._thread.start()
 
     def _read(self) -> None:
         try:
@@ -310,9 +306,10 @@ class _FrameReader:
         except BaseException as exc:  # raised to the caller by result()
             self._error = exc
 
-    def result(self) -> pd.DataFrame:
-        if self._thread is None:
-            self._read()  # the hook never ran (a flow run that did not complete)
+    def result(self, out: str) -> pd.DataFrame:
+        if self._thread is None:  # the flow did not get to its end
+            self._out = out
+            self._read()
         else:
             self._thread.join()
         if self._error is not None:
@@ -421,7 +418,7 @@ def _run(
     try:
         check_against_engine(checked, pool)
         flow_import.join()
-        from prefect_gmat.flows.sweep import sweep_flow
+        from prefect_gmat.flows.sweep import on_sweep_written, sweep_flow
 
         parameters: dict[str, Any] = {
             "script": script,
@@ -446,8 +443,11 @@ def _run(
         ):
             if server.api_url is not None and "PREFECT_GMAT_PLOT_METRIC" not in os.environ:
                 parameters["plot_metric"] = "off"  # nobody sees a temporary server's plots
-            run_flow = sweep_flow.with_options(on_completion=[frame.hook(str(options.out))])
-            summary: dict[str, Any] = run_flow(**parameters)
+            written = on_sweep_written.set(frame.start)
+            try:
+                summary: dict[str, Any] = sweep_flow(**parameters)
+            finally:
+                on_sweep_written.reset(written)
     finally:
         close_shared_pool(local)
         server.stop()
