@@ -443,11 +443,11 @@ def _run(
         ):
             if server.api_url is not None and "PREFECT_GMAT_PLOT_METRIC" not in os.environ:
                 parameters["plot_metric"] = "off"  # nobody sees a temporary server's plots
-            written = on_sweep_written.set(frame.start)
+            on_sweep_written[str(options.out)] = lambda: frame.start(str(options.out))
             try:
                 summary: dict[str, Any] = sweep_flow(**parameters)
             finally:
-                on_sweep_written.reset(written)
+                on_sweep_written.pop(str(options.out), None)
     finally:
         close_shared_pool(local)
         server.stop()

@@ -10,7 +10,6 @@ import math
 import queue
 import time
 from collections.abc import Callable, Iterator
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -63,11 +62,10 @@ __all__ = ["SweepOptions", "sweep_flow"]
 
 _FLUSH_SECONDS = 0.5
 _FLUSH_MAX_SECONDS = 2.0
-#: Called with the sweep directory once the flow has written everything, as it returns:
+#: Per sweep directory, called once the flow has written everything, as it returns:
 #: ``sweep()`` starts reading the frame back then, while Prefect completes the flow run.
-on_sweep_written: ContextVar[Callable[[str], None] | None] = ContextVar(
-    "on_sweep_written", default=None
-)
+#: (A plain dict, not a context variable: dask's task runner pickles the context.)
+on_sweep_written: dict[str, Callable[[], None]] = {}
 #: Work left (engine-seconds per engine) when the end-of-sweep preparations start:
 #: about the time matplotlib's import takes, so the plots do not wait for it.
 _NEARLY_DONE_SECONDS = 2.0
@@ -436,8 +434,8 @@ def sweep_flow(
     emit_sweep_completed(summary, str(plan.spec.script))
     if tally.failed:
         logger.warning("%d of %d runs failed; see %s", tally.failed, len(plan.to_run), options.out)
-    if (written := on_sweep_written.get()) is not None:
-        written(str(options.out))
+    if (written := on_sweep_written.pop(str(options.out), None)) is not None:
+        written()
     return summary
 
 
