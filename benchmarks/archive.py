@@ -66,7 +66,8 @@ def _scripts(work: Path) -> dict[str, Path]:
 
 def _real_run(script: Path, run_dir: Path) -> Path:
     """One real GMAT run; returns its report Parquet."""
-    from prefect_gmat.runner import RunJob, execute
+    from prefect_gmat.core.records import RunJob
+    from prefect_gmat.engine.run import execute
 
     outcome = execute(RunJob(0, str(script), {}, str(run_dir)))
     if not outcome.ok:
@@ -76,9 +77,9 @@ def _real_run(script: Path, run_dir: Path) -> Path:
 
 def _build(script: Path, parquet: Path, out: Path, runs: int) -> None:
     """A sweep directory of ``runs`` ok runs, each holding a copy of ``parquet``."""
-    from prefect_gmat.manifest import ManifestWriter, make_header, outcome_record
-    from prefect_gmat.runner import Outcome, sha256_file
-    from prefect_gmat.spec import canonical_script_sha256
+    from prefect_gmat.core.records import Outcome, sha256_file
+    from prefect_gmat.study.manifest import ManifestWriter, make_header, outcome_record
+    from prefect_gmat.study.spec import canonical_script_sha256
 
     values = [7000.0 + i for i in range(runs)]
     header = make_header(
@@ -121,7 +122,7 @@ def _build(script: Path, parquet: Path, out: Path, runs: int) -> None:
 
 def _measure(out: Path) -> dict[str, Any]:
     """In a fresh process: archive, then verify, timing each and reading peak RSS."""
-    from prefect_gmat.bundle import archive, verify_bundle
+    from prefect_gmat.study.bundle import archive, verify_bundle
 
     bundle = out.parent / f"{out.name}.zip"
     _reset_peak()
@@ -162,8 +163,8 @@ def main() -> None:
         print(json.dumps(_measure(args.measure)))
         return
 
-    from prefect_gmat.engine import shim_root
-    from prefect_gmat.runner import start_engine
+    from prefect_gmat.engine.install import shim_root
+    from prefect_gmat.engine.run import start_engine
 
     start_engine(str(shim_root()))
     rows: list[dict[str, Any]] = []

@@ -25,6 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+# tools/ (the local server harness) sits at the checkout's root, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 T0 = time.time()
 STAMPS: list[tuple[str, float]] = [("process start", T0)]
 
@@ -106,7 +109,7 @@ def main() -> None:
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     with tempfile.TemporaryDirectory(prefix="bench-first-frame-") as tmp:
         if args.server:
-            from prefect_gmat.deployments.local import LocalServer
+            from tools.local_server import LocalServer
 
             with LocalServer(Path(tmp) / "home") as server:
                 env["PREFECT_API_URL"] = server.api_url

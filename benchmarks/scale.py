@@ -22,11 +22,14 @@ import tempfile
 import time
 from pathlib import Path
 
+# tools/ (the local server harness) sits at the checkout's root, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def _child(points: int, out: Path) -> None:
     from prefect_gmat import sweep
     from prefect_gmat.cli import demo_script
-    from prefect_gmat.manifest import read_manifest
+    from prefect_gmat.study.manifest import read_manifest
 
     grid = {"Sat.SMA": [7000.0 + 0.05 * i for i in range(points)]}
     started = time.time()
@@ -63,7 +66,7 @@ def main() -> None:
     if args.child:
         _child(int(args.child[0]), Path(args.child[1]))
         return
-    from prefect_gmat.deployments.local import LocalServer
+    from tools.local_server import LocalServer
 
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         home = Path(tmp) / "home"

@@ -66,7 +66,7 @@ def _span(manifest: Path) -> tuple[float, float]:
 
 
 def _limit_worker(engine_root: str, jobs: list[Any], ready: Any, go: Any, out: Any) -> None:
-    from prefect_gmat import runner
+    from prefect_gmat.engine import run as runner
 
     runner.start_engine(engine_root)
     ready.put(True)
@@ -82,8 +82,8 @@ def _limit_worker(engine_root: str, jobs: list[Any], ready: Any, go: Any, out: A
 def measure_limit(script: Path, grid: dict[str, list[float]], base: Path) -> dict[str, float]:
     import multiprocessing
 
-    from prefect_gmat.engine import resolve_engine
-    from prefect_gmat.runner import RunJob
+    from prefect_gmat.core.records import RunJob
+    from prefect_gmat.engine.install import resolve_engine
 
     ctx = multiprocessing.get_context("spawn")
     values = grid["Sat.SMA"]
@@ -111,7 +111,10 @@ def measure_limit(script: Path, grid: dict[str, list[float]], base: Path) -> dic
 #: A limit process that never starts a thread (no multiprocessing queue, no feeder thread).
 _SINGLE_THREADED_LIMIT = """
 import json, sys
-from prefect_gmat import runner
+from prefect_gmat.engine import run as runner
+
+# tools/ (the local server harness) sits at the checkout's root, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 root, jobs = json.loads(sys.stdin.readline())
 runner.start_engine(root)
 print("ready", flush=True)
@@ -128,8 +131,8 @@ print(json.dumps(spans), flush=True)
 def measure_single_threaded_limit(
     script: Path, grid: dict[str, list[float]], base: Path
 ) -> dict[str, float]:
-    from prefect_gmat.engine import resolve_engine
-    from prefect_gmat.engine_worker import TEMPLATE_ENV
+    from prefect_gmat.engine.install import resolve_engine
+    from prefect_gmat.engine.worker import TEMPLATE_ENV
 
     values = grid["Sat.SMA"]
     jobs = [(i, str(script), {"Sat.SMA": v}, str(base / f"run-{i}")) for i, v in enumerate(values)]
@@ -273,7 +276,7 @@ class Row:
 def _dask_cluster(env: dict[str, str], logs: Path) -> tuple[str, list[subprocess.Popen[bytes]]]:
     from distributed import Client
 
-    from prefect_gmat.deployments.local import free_port
+    from tools.local_server import free_port
 
     dask = str(Path(sys.executable).with_name("dask"))
     port = free_port()
@@ -327,8 +330,8 @@ def main() -> None:
         _one(tool, case, int(points), out, args.dask_address)
         return
 
-    from prefect_gmat.deployments.local import LocalServer
-    from prefect_gmat.engine import shim_root
+    from prefect_gmat.engine.install import shim_root
+    from tools.local_server import LocalServer
 
     base_env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     base_env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -37,8 +37,11 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from websockets.sync.client import ClientConnection, connect
 
 from prefect_gmat.deployments import ENGINE_LIMIT, POOL, SWEEP_DEPLOYMENT, SWEEP_FLOW
-from prefect_gmat.deployments.image import DOCKER_POOL
-from prefect_gmat.deployments.local import LocalServer, prefect_command
+
+# tools/ (the local server harness) sits at the checkout's root, beside this folder.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.image import DOCKER_POOL
+from tools.local_server import LocalServer, prefect_command
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "src" / "prefect_gmat" / "scripts" / "leo_short.script"

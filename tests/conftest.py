@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prefect.testing.utilities import prefect_test_harness
 
-from prefect_gmat.pool import busy_worker_pids
+from prefect_gmat.engine.pool import busy_worker_pids
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_SCRIPT = REPO / "src" / "prefect_gmat" / "scripts" / "leo_short.script"

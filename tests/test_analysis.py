@@ -30,14 +30,14 @@ from gmat_sweep.aggregate import (
 )
 from matplotlib.figure import Figure
 
-from prefect_gmat import frame as readers
 from prefect_gmat import load_sweep, sweep
-from prefect_gmat.engine import shim_root
+from prefect_gmat.analysis.handle import open_sweep
+from prefect_gmat.analysis.sensitivity import sobol_analyze, sobol_sample
+from prefect_gmat.analysis.stats import mc_convergence, sweep_diff, sweep_summary
+from prefect_gmat.engine.install import shim_root
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.handle import open_sweep
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.sensitivity import sobol_analyze, sobol_sample
-from prefect_gmat.stats import mc_convergence, sweep_diff, sweep_summary
+from prefect_gmat.study import frame as readers
+from prefect_gmat.study.manifest import read_manifest
 from tests.conftest import DATA, DEMO_SCRIPT, REPO
 
 OUTPUTS_SCRIPT = DATA / "leo_outputs.script"
@@ -179,7 +179,7 @@ def test_contact_locator_outputs_read_as_gmat_sweep_reads_them(
     from gmat_run.parsers.contact import parse
     from gmat_sweep.aggregate import lazy_contacts
 
-    from prefect_gmat.manifest import ManifestWriter
+    from prefect_gmat.study.manifest import ManifestWriter
 
     manifest = read_manifest(grid_out)
     records = [dict(r) for r in _records(grid_out)]
@@ -320,7 +320,7 @@ def _save(figure: Any, path: Path) -> None:
 
 
 def test_plots_label_units_and_mark_failed_runs(grid_out: Path, tmp_path: Path) -> None:
-    from prefect_gmat import plotting
+    from prefect_gmat.analysis import plotting
 
     df = load_sweep(grid_out, report="Orbit", params=True)
     figure = Figure(figsize=(7, 6))
@@ -363,7 +363,7 @@ def test_plots_label_units_and_mark_failed_runs(grid_out: Path, tmp_path: Path) 
 
 
 def test_plotting_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from prefect_gmat import plotting
+    from prefect_gmat.analysis import plotting
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the extra were not installed
     with pytest.raises(ImportError, match=r"pip install 'prefect-gmat\[plot\]'"):
@@ -406,7 +406,7 @@ def test_the_handle_renders_in_a_real_jupyter_kernel(grid_out: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
 
-    cell = f"from prefect_gmat.handle import open_sweep\nopen_sweep({str(grid_out)!r})"
+    cell = f"from prefect_gmat.analysis.handle import open_sweep\nopen_sweep({str(grid_out)!r})"
     code = nbformat.v4.new_code_cell(cell)  # type: ignore[no-untyped-call]
     notebook = nbformat.v4.new_notebook(cells=[code])  # type: ignore[no-untyped-call]
     NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
@@ -430,7 +430,7 @@ def test_plots_are_published_as_picture_artifacts_and_never_fail_a_sweep(
     )
     from prefect.runtime import flow_run
 
-    from prefect_gmat.ui_plots import publish_plots
+    from prefect_gmat.runtime.ui_plots import publish_plots
 
     @flow(name="analysis-plots")
     def plots(metric: str) -> tuple[str, list[str]]:
@@ -468,7 +468,7 @@ def test_a_swept_field_the_report_also_records_gets_its_own_column_and_plots(
 ) -> None:
     """``Sat.SMA`` swept and reported: the frame once had two ``Sat.SMA`` columns, and the
     flow's plots failed ("'DataFrame' object has no attribute 'dtype'")."""
-    from prefect_gmat.ui_plots import sweep_plots
+    from prefect_gmat.runtime.ui_plots import sweep_plots
 
     script = tmp_path / "reports_sma.script"
     script.write_text(

@@ -23,14 +23,14 @@ from prefect import flow
 from prefect.artifacts import Artifact
 
 from prefect_gmat import BundleError, ManifestError, SweepDirectoryError, load_sweep, sweep
-from prefect_gmat.bundle import archive, extract_bundle, load_bundle, verify_bundle
-from prefect_gmat.engine import shim_root
-from prefect_gmat.runner import sha256_file
+from prefect_gmat.core.records import sha256_file
+from prefect_gmat.engine.install import shim_root
+from prefect_gmat.study.bundle import archive, extract_bundle, load_bundle, verify_bundle
 from prefect_gmat.tasks.archive import ARTIFACT_KEY, archive_sweep
 from tests.conftest import DATA, DEMO_SCRIPT, REPO, SMA_GRID
 
 # The module itself, even if the package re-exports a function named ``archive``.
-archive_module = importlib.import_module("prefect_gmat.bundle")
+archive_module = importlib.import_module("prefect_gmat.study.bundle")
 TARGET_SCRIPT = DATA / "target_sma.script"
 # Sorted keys: DC1.MaximumIterations varies slowest. Runs 0 and 3 (SMA 1 km) fail;
 # runs 1 and 2 stop after one iteration (not converged); runs 4 and 5 converge.
@@ -604,7 +604,7 @@ def test_archive_needs_the_unchanged_script(leo_copy: Path, tmp_path: Path) -> N
 
 
 def test_archive_refuses_while_a_sweep_holds_the_directory(leo_copy: Path) -> None:
-    from prefect_gmat.sweepdir import lock_sweep_dir
+    from prefect_gmat.study.sweepdir import lock_sweep_dir
 
     with lock_sweep_dir(leo_copy), pytest.raises(SweepDirectoryError, match="still running"):
         archive(leo_copy)
@@ -641,7 +641,7 @@ import importlib
 import sys
 import time
 
-archive_module = importlib.import_module("prefect_gmat.bundle")
+archive_module = importlib.import_module("prefect_gmat.study.bundle")
 real = archive_module._write_member
 
 

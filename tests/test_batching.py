@@ -12,10 +12,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
 
 from prefect_gmat import sweep
-from prefect_gmat.batching import BatchSizer, batch_name
+from prefect_gmat.core.records import Outcome
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.runner import Outcome
+from prefect_gmat.study.batching import BatchSizer, batch_name
+from prefect_gmat.study.manifest import read_manifest
 from tests.conftest import DEMO_SCRIPT, executions, kill_a_busy_worker_when
 
 

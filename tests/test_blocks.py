@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from prefect_gmat._sync import sync_value
 from prefect_gmat.blocks import GmatInstallation, GmatSweepSpec, SweepInputs, apply_blocks
-from prefect_gmat.engine import shim_root
+from prefect_gmat.engine.install import shim_root
 from prefect_gmat.errors import EngineNotFoundError, SweepSpecError
 from prefect_gmat.flows.sweep import sweep_flow
-from prefect_gmat.manifest import read_manifest
+from prefect_gmat.runtime.sync import sync_value
+from prefect_gmat.study.manifest import read_manifest
 from tests.conftest import DEMO_SCRIPT
 
 

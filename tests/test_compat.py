@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from prefect_gmat import load_sweep, sweep
-from prefect_gmat.engine import shim_root
+from prefect_gmat.engine.install import shim_root
 from tests.conftest import DATA, DEMO_SCRIPT, REPO, SMA_GRID, executions
 
 DRAG_SCRIPT = """\
@@ -152,7 +152,7 @@ def test_frame_matches_the_golden_made_from_a_real_run(
 
 def test_uniform_samples_are_reproducible_and_resume_runs_the_same_points(tmp_path: Path) -> None:
     from prefect_gmat import resume, uniform_samples
-    from prefect_gmat.manifest import read_manifest
+    from prefect_gmat.study.manifest import read_manifest
 
     drawn = uniform_samples({"Sat.SMA": (7000.0, 7500.0), "Sat.ECC": (0.0, 0.01)}, n=5, seed=7)
     assert drawn == uniform_samples({"Sat.ECC": (0.0, 0.01), "Sat.SMA": (7000.0, 7500.0)}, 5, 7)

@@ -11,7 +11,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from prefect_gmat import load_sweep, sweep
-from prefect_gmat.manifest import read_manifest
+from prefect_gmat.study.manifest import read_manifest
 from tests.conftest import DATA, DEMO_SCRIPT, SMA_GRID
 
 

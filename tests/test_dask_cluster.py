@@ -24,10 +24,10 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat import sweep
-from prefect_gmat.deployments.local import free_port
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.runner import sha256_file
+from prefect_gmat.core.records import sha256_file
+from prefect_gmat.study.manifest import read_manifest
 from tests.conftest import DEMO_SCRIPT
+from tools.local_server import free_port
 
 pytestmark = pytest.mark.timeout(600)
 

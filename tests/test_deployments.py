@@ -29,9 +29,9 @@ from prefect_gmat.deployments import (
 from prefect_gmat.deployments.build import deploy_all, ensure_engine_limit, runner_deployments
 from prefect_gmat.deployments.names import JOB_ENV, LEO_SCRIPT
 from prefect_gmat.errors import PrefectGmatError, SweepSpecError
-from prefect_gmat.events import emit_script_updated, script_resource
-from prefect_gmat.limits import engine_slots, read_engine_limit
-from prefect_gmat.observability import summary_rows
+from prefect_gmat.runtime.events import emit_script_updated, script_resource
+from prefect_gmat.runtime.limits import engine_slots, read_engine_limit
+from prefect_gmat.runtime.observability import summary_rows
 from tests.conftest import DEMO_SCRIPT, REPO
 
 LOGGER = logging.getLogger("test")

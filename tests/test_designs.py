@@ -24,7 +24,11 @@ from scipy import stats  # type: ignore[import-untyped]
 
 from prefect_gmat import explicit, extend, latin_hypercube, monte_carlo, resume, verify_bundle
 from prefect_gmat.cli import main
-from prefect_gmat.designs import (
+from prefect_gmat.core.records import Outcome, sha256_file
+from prefect_gmat.engine.install import shim_root
+from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
+from prefect_gmat.runtime.quiet import quiet_prefect
+from prefect_gmat.study.designs import (
     Design,
     latin_hypercube_points,
     monte_carlo_points,
@@ -32,12 +36,8 @@ from prefect_gmat.designs import (
     parse_perturb_option,
     read_samples,
 )
-from prefect_gmat.engine import shim_root
-from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
-from prefect_gmat.manifest import ManifestWriter, make_header, read_manifest
-from prefect_gmat.quiet import quiet_prefect
-from prefect_gmat.runner import Outcome, sha256_file
-from prefect_gmat.spec import canonical_script_sha256
+from prefect_gmat.study.manifest import ManifestWriter, make_header, read_manifest
+from prefect_gmat.study.spec import canonical_script_sha256
 from tests.conftest import DATA, REPO, executions
 
 DISPERSION = DATA / "launch_dispersion.script"
@@ -351,7 +351,7 @@ def test_each_tool_extends_the_others_study(studies: Studies) -> None:
     pd.testing.assert_frame_equal(studies.theirs_extending_ours, first65, check_exact=True)
     pd.testing.assert_frame_equal(studies.ours_extending_theirs, first65, check_exact=True)
     # gmat-sweep's extension left our header at n=60; we read the study as 65 runs
-    from prefect_gmat.sweepdir import effective_parameter_spec
+    from prefect_gmat.study.sweepdir import effective_parameter_spec
 
     grown = read_manifest(studies.base / "ours-for-them")
     assert grown.header["parameter_spec"]["n"] == 60
@@ -519,8 +519,8 @@ def test_the_flow_takes_a_design_as_the_ui_run_form_sends_it(tmp_path: Path) -> 
     from prefect.utilities.callables import parameter_schema
 
     from prefect_gmat.blocks import GmatSweepSpec
-    from prefect_gmat.designs import MonteCarloDesign
     from prefect_gmat.flows.sweep import sweep_flow
+    from prefect_gmat.study.designs import MonteCarloDesign
 
     schema = parameter_schema(sweep_flow).model_dump()
     assert {"MonteCarloDesign", "LatinHypercubeDesign", "Normal", "Uniform", "Lognormal"} <= set(

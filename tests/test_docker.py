@@ -38,9 +38,23 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import AwaitingRetry
 
 from prefect_gmat.blocks import GmatInstallation
-from prefect_gmat.bundle import BUNDLE_NAME, verify_bundle
+from prefect_gmat.core.layout import BUNDLE_NAME
 from prefect_gmat.deployments import ENGINE_LIMIT, SWEEP_FLOW
-from prefect_gmat.deployments.image import (
+from prefect_gmat.flows.sweep import sweep_flow
+from prefect_gmat.runtime.observability import PROGRESS_KEY, SUMMARY_KEY
+from prefect_gmat.study.bundle import verify_bundle
+from prefect_gmat.study.manifest import read_manifest
+from prefect_gmat.tasks.archive import ARTIFACT_KEY
+from tests.conftest import DEMO_SCRIPT, REPO, SMA_GRID, executions
+from tests.work_pool import (
+    WorkerPlatform,
+    assert_completed,
+    finished,
+    run_artifacts,
+    wait_for,
+    wait_for_events,
+)
+from tools.image import (
     DOCKER_DEPLOYMENT,
     DOCKER_POOL,
     IMAGE,
@@ -52,20 +66,7 @@ from prefect_gmat.deployments.image import (
     docker,
     image_user,
 )
-from prefect_gmat.deployments.local import LocalServer, prefect_command
-from prefect_gmat.flows.sweep import sweep_flow
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
-from prefect_gmat.tasks.archive import ARTIFACT_KEY
-from tests.conftest import DEMO_SCRIPT, REPO, SMA_GRID, executions
-from tests.work_pool import (
-    WorkerPlatform,
-    assert_completed,
-    finished,
-    run_artifacts,
-    wait_for,
-    wait_for_events,
-)
+from tools.local_server import LocalServer, prefect_command
 
 # A cold machine installs docker.io, debootstraps Debian and downloads the wheels first.
 pytestmark = pytest.mark.timeout(1800)
@@ -198,7 +199,7 @@ def _log_matching(
 def test_the_image_runs_as_a_user_with_its_engine_built_in(platform: DockerPlatform) -> None:
     """Not root, and the shim root is in the image, read-only: a first run cannot rebuild it."""
     probe = (
-        "import os; from prefect_gmat.engine import resolve_engine; "
+        "import os; from prefect_gmat.engine.install import resolve_engine; "
         "root = resolve_engine().root; "
         "print(os.getuid(), root, os.access(root.parent, os.W_OK))"
     )

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from prefect_gmat import engine
-from prefect_gmat.engine import resolve_engine, shim_root
+from prefect_gmat.engine.install import resolve_engine, shim_root
 from prefect_gmat.errors import EngineNotFoundError
 
 
@@ -100,7 +99,7 @@ def _build(cache: str) -> str:
     import os
 
     os.environ["PREFECT_GMAT_CACHE_DIR"] = cache
-    return str(engine.shim_root())
+    return str(shim_root())
 
 
 def test_concurrent_builders_agree_on_one_complete_root(tmp_path: Path) -> None:

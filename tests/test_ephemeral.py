@@ -20,7 +20,7 @@ from prefect import get_client
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
 
-from prefect_gmat.ephemeral import _profile_names_a_server
+from prefect_gmat.runtime.ephemeral import _profile_names_a_server
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.timeout(300)

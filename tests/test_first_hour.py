@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_URL
 
-from prefect_gmat.engine import resolve_engine
+from prefect_gmat.engine.install import resolve_engine
+from prefect_gmat.engine.pool import WorkerPool
 from prefect_gmat.errors import EngineNotFoundError
-from prefect_gmat.pool import WorkerPool
 from tests.conftest import DEMO_SCRIPT
 
 pytestmark = pytest.mark.timeout(300)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from prefect_gmat.core.records import Outcome
 from prefect_gmat.errors import ManifestError
-from prefect_gmat.manifest import ManifestWriter, make_header, outcome_record, read_manifest
-from prefect_gmat.runner import Outcome
+from prefect_gmat.study.manifest import ManifestWriter, make_header, outcome_record, read_manifest
 
 
 def _header() -> dict[str, object]:

@@ -16,7 +16,7 @@ from prefect.client.schemas.filters import (
 )
 
 from prefect_gmat.flows.sweep import sweep_flow
-from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
+from prefect_gmat.runtime.observability import PROGRESS_KEY, SUMMARY_KEY
 from tests.conftest import DATA
 
 

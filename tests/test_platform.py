@@ -27,7 +27,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import FlowRun, Log
 from prefect.states import AwaitingRetry
 
-from prefect_gmat.bundle import BUNDLE_NAME, verify_bundle
+from prefect_gmat.core.layout import BUNDLE_NAME
 from prefect_gmat.deployments import (
     ENGINE_LIMIT,
     FOLLOWER_DEPLOYMENT,
@@ -38,12 +38,11 @@ from prefect_gmat.deployments import (
     SWEEP_DEPLOYMENT,
     SWEEP_FLOW,
 )
-from prefect_gmat.deployments.image import DOCKER_POOL
-from prefect_gmat.deployments.local import LocalServer, prefect_command
-from prefect_gmat.events import SCRIPT_UPDATED, SWEEP_COMPLETED
 from prefect_gmat.flows.followers import VERIFIED_KEY
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.observability import PROGRESS_KEY, SUMMARY_KEY
+from prefect_gmat.runtime.events import SCRIPT_UPDATED, SWEEP_COMPLETED
+from prefect_gmat.runtime.observability import PROGRESS_KEY, SUMMARY_KEY
+from prefect_gmat.study.bundle import verify_bundle
+from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
 from tests.conftest import DATA, DEMO_SCRIPT, REPO, executions
 from tests.work_pool import (
@@ -54,6 +53,8 @@ from tests.work_pool import (
     wait_for,
     wait_for_events,
 )
+from tools.image import DOCKER_POOL
+from tools.local_server import LocalServer, prefect_command
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -182,7 +183,7 @@ def test_deployment_run_of_a_monte_carlo_study_from_the_run_forms_design(
     platform: WorkerPlatform,
 ) -> None:
     """The ``design`` parameter as the UI's Run form sends it, unseeded: drawn and recorded."""
-    from prefect_gmat.designs import monte_carlo_points, parse_perturb
+    from prefect_gmat.study.designs import monte_carlo_points, parse_perturb
 
     out = platform.root / "dispersion"
     perturb = {

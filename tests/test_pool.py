@@ -13,10 +13,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from prefect_gmat.engine import resolve_engine
+from prefect_gmat.core.records import RunJob
+from prefect_gmat.engine.install import resolve_engine
+from prefect_gmat.engine.pool import WorkerPool, describe_exit
 from prefect_gmat.errors import EngineNotFoundError
-from prefect_gmat.pool import WorkerPool, describe_exit
-from prefect_gmat.runner import RunJob
 from tests.conftest import DATA, DEMO_SCRIPT
 
 

@@ -16,7 +16,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat import load_bundle, load_sweep, resume, retry_failed, sweep, verify_bundle
-from prefect_gmat.manifest import read_manifest
+from prefect_gmat.study.manifest import read_manifest
 from tests.conftest import DEMO_SCRIPT, REPO, executions, kill_a_busy_worker_when
 from tests.sweep_subprocess import grid
 

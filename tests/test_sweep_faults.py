@@ -13,8 +13,8 @@ import pytest
 
 from prefect_gmat import resume, sweep
 from prefect_gmat.errors import ManifestError
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.sweepdir import outputs_intact
+from prefect_gmat.study.manifest import read_manifest
+from prefect_gmat.study.sweepdir import outputs_intact
 from tests.conftest import DATA, DEMO_SCRIPT, executions, kill_a_busy_worker_when
 
 GRID_200 = {"Sat.SMA": np.linspace(7000.0, 7995.0, 200)}

@@ -22,7 +22,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from prefect_gmat.deployments.local import LocalServer, prefect_command
+from tools.local_server import LocalServer, prefect_command
 
 
 @dataclass

@@ -4,6 +4,11 @@ One Prefect task run per grid point, GMAT run in warm engine processes,
 Parquet per run, and a JSON Lines manifest compatible with gmat-sweep 0.6.0.
 """
 
+import sys
+
+from prefect_gmat.analysis.handle import SweepResults, open_sweep
+from prefect_gmat.analysis.sensitivity import sobol_analyze, sobol_sample
+from prefect_gmat.analysis.stats import mc_convergence, sweep_diff, sweep_summary
 from prefect_gmat.api import (
     explicit,
     extend,
@@ -14,7 +19,7 @@ from prefect_gmat.api import (
     retry_failed,
     sweep,
 )
-from prefect_gmat.bundle import archive, extract_bundle, load_bundle, verify_bundle
+from prefect_gmat.core import records as _records
 from prefect_gmat.errors import (
     BundleError,
     EngineNotFoundError,
@@ -24,10 +29,12 @@ from prefect_gmat.errors import (
     SweepDirectoryError,
     SweepSpecError,
 )
-from prefect_gmat.handle import SweepResults, open_sweep
-from prefect_gmat.sensitivity import sobol_analyze, sobol_sample
-from prefect_gmat.spec import uniform_samples
-from prefect_gmat.stats import mc_convergence, sweep_diff, sweep_summary
+from prefect_gmat.study.bundle import archive, extract_bundle, load_bundle, verify_bundle
+from prefect_gmat.study.spec import uniform_samples
+
+# Outcomes persisted in a sweep's .prefect-results before the layers moved name their
+# class prefect_gmat.runner.Outcome: this alias keeps such a sweep resumable.
+sys.modules.setdefault(f"{__name__}.runner", _records)
 
 __all__ = [
     "BundleError",

@@ -23,18 +23,18 @@ from typing import Any, Literal, TypedDict, Unpack
 
 import pandas as pd
 
-from prefect_gmat.designs import DesignKind, LatinHypercubeDesign, MonteCarloDesign
-from prefect_gmat.ephemeral import EarlyServer
+from prefect_gmat.engine.pool import PoolConfig, close_shared_pool, shared_pool
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.frame import aggregate
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.options import resolve_options
-from prefect_gmat.pool import PoolConfig, close_shared_pool, shared_pool
-from prefect_gmat.progress import terminal_progress
-from prefect_gmat.quiet import quiet_prefect
-from prefect_gmat.spec import SweepSpec, canonical_script_sha256
-from prefect_gmat.sweepdir import Mode, design_for, extension_spec, preflight, seed_note
-from prefect_gmat.validation import check_against_engine
+from prefect_gmat.runtime.ephemeral import EarlyServer
+from prefect_gmat.runtime.progress import terminal_progress
+from prefect_gmat.runtime.quiet import quiet_prefect
+from prefect_gmat.study.designs import DesignKind, LatinHypercubeDesign, MonteCarloDesign
+from prefect_gmat.study.frame import aggregate
+from prefect_gmat.study.manifest import read_manifest
+from prefect_gmat.study.options import resolve_options
+from prefect_gmat.study.spec import SweepSpec, canonical_script_sha256
+from prefect_gmat.study.sweepdir import Mode, design_for, extension_spec, preflight, seed_note
+from prefect_gmat.study.validation import check_against_engine
 
 __all__ = [
     "SweepKnobs",
@@ -50,7 +50,7 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-_log = logging.getLogger("prefect_gmat.designs")
+_log = logging.getLogger("prefect_gmat.study.designs")
 
 
 class SweepKnobs(TypedDict, total=False):

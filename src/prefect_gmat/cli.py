@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
+from prefect_gmat.core.layout import BUNDLE_NAME
 from prefect_gmat.errors import PrefectGmatError, SweepSpecError
-from prefect_gmat.sweepdir import BUNDLE_NAME
 
 if TYPE_CHECKING:
     from prefect_gmat.api import SweepKnobs
@@ -141,7 +141,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _perturb_options(options: Sequence[str]) -> dict[str, Any]:
     """Repeated ``--perturb FIELD=DIST:A:B`` options as one perturb mapping."""
-    from prefect_gmat.designs import parse_perturb_option
+    from prefect_gmat.study.designs import parse_perturb_option
 
     perturb: dict[str, Any] = {}
     for option in options:
@@ -202,7 +202,7 @@ def _cmd_extend(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from prefect_gmat.manifest import read_manifest
+    from prefect_gmat.study.manifest import read_manifest
 
     manifest = read_manifest(args.out)
     header = manifest.header
@@ -240,7 +240,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _describe_bundle(bundle: Path) -> None:
-    from prefect_gmat.bundle import bundle_facts, verify_bundle
+    from prefect_gmat.study.bundle import bundle_facts, verify_bundle
 
     verify_bundle(bundle)
     facts = bundle_facts(bundle)
@@ -252,7 +252,7 @@ def _describe_bundle(bundle: Path) -> None:
 
 
 def _cmd_archive(args: argparse.Namespace) -> int:
-    from prefect_gmat.bundle import archive
+    from prefect_gmat.study.bundle import archive
 
     bundle = archive(
         args.out, args.bundle, include_logs=args.include_logs, overwrite=args.overwrite
@@ -262,7 +262,7 @@ def _cmd_archive(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from prefect_gmat.bundle import verify_bundle
+    from prefect_gmat.study.bundle import verify_bundle
 
     verify_bundle(args.bundle)
     print(f"{args.bundle}: every member matches MANIFEST.hash")
@@ -270,7 +270,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_emit_script_updated(args: argparse.Namespace) -> int:
-    from prefect_gmat.events import emit_script_updated
+    from prefect_gmat.runtime.events import emit_script_updated
 
     event = emit_script_updated(args.script)
     print(f"emitted {event.event} for {event.resource.id} (event id {event.id})")
@@ -278,9 +278,9 @@ def _cmd_emit_script_updated(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from prefect_gmat.handle import open_sweep
-    from prefect_gmat.plotting import gmat_unit
-    from prefect_gmat.stats import final_bands, sweep_summary
+    from prefect_gmat.analysis.handle import open_sweep
+    from prefect_gmat.analysis.plotting import gmat_unit
+    from prefect_gmat.analysis.stats import final_bands, sweep_summary
 
     with open_sweep(args.out) as results:
         df = results.frame(args.report, params=True)
@@ -317,8 +317,8 @@ def _cmd_summary(args: argparse.Namespace) -> int:
 def _cmd_plot(args: argparse.Namespace) -> int:
     import os
 
-    from prefect_gmat.handle import open_sweep
-    from prefect_gmat.ui_plots import render_plot
+    from prefect_gmat.analysis.handle import open_sweep
+    from prefect_gmat.runtime.ui_plots import render_plot
 
     try:
         with open_sweep(args.out) as results:

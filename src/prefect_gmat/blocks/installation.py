@@ -16,8 +16,8 @@ from pathlib import Path
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from prefect_gmat.engine import Engine, resolve_engine, shim_root
-from prefect_gmat.pool import WorkerPool
+from prefect_gmat.engine.install import Engine, resolve_engine, shim_root
+from prefect_gmat.engine.pool import WorkerPool
 
 __all__ = ["EngineCheck", "GmatInstallation"]
 

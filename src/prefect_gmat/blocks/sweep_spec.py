@@ -13,12 +13,12 @@ from typing import Any, NamedTuple, Self
 from prefect.blocks.core import Block
 from pydantic import Field, model_validator
 
-from prefect_gmat._sync import sync_value
 from prefect_gmat.blocks.installation import GmatInstallation
-from prefect_gmat.designs import LatinHypercubeDesign, MonteCarloDesign
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.flows.naming import default_sweep_dir
-from prefect_gmat.spec import SweepSpec
+from prefect_gmat.runtime.naming import default_sweep_dir
+from prefect_gmat.runtime.sync import sync_value
+from prefect_gmat.study.designs import LatinHypercubeDesign, MonteCarloDesign
+from prefect_gmat.study.spec import SweepSpec
 
 __all__ = ["GmatSweepSpec", "SweepInputs", "apply_blocks"]
 
@@ -101,7 +101,7 @@ GmatSweepSpec(
 
         A design without a seed draws one here; the flow draws its own when it runs.
         """
-        from prefect_gmat.sweepdir import design_for
+        from prefect_gmat.study.sweepdir import design_for
 
         if self.grid is not None:
             spec = SweepSpec.from_grid(self.script, self.grid)

@@ -22,7 +22,6 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron
 
-from prefect_gmat._sync import sync_value
 from prefect_gmat.deployments.names import (
     ENGINE_LIMIT,
     EVENT_TAGS,
@@ -40,7 +39,13 @@ from prefect_gmat.deployments.names import (
     SWEEP_ENTRYPOINT,
     SWEEP_TAGS,
 )
-from prefect_gmat.events import SCRIPT_PATH_LABEL, SCRIPT_UPDATED, SWEEP_COMPLETED, SWEEP_OUT_LABEL
+from prefect_gmat.runtime.events import (
+    SCRIPT_PATH_LABEL,
+    SCRIPT_UPDATED,
+    SWEEP_COMPLETED,
+    SWEEP_OUT_LABEL,
+)
+from prefect_gmat.runtime.sync import sync_value
 
 __all__ = [
     "deploy_all",

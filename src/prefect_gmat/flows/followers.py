@@ -15,10 +15,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from prefect_gmat.bundle import BUNDLE_NAME, verify_bundle
-from prefect_gmat.manifest import read_manifest
-from prefect_gmat.observability import summary_rows
-from prefect_gmat.runner import sha256_file
+from prefect_gmat.core.layout import BUNDLE_NAME
+from prefect_gmat.core.records import sha256_file
+from prefect_gmat.runtime.observability import summary_rows
+from prefect_gmat.study.bundle import verify_bundle
+from prefect_gmat.study.manifest import read_manifest
 
 __all__ = ["VERIFIED_KEY", "summarise_sweep"]
 

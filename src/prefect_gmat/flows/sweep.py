@@ -19,27 +19,29 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
-from prefect_gmat import progress
-from prefect_gmat.batching import (
+from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
+from prefect_gmat.core.layout import RESULTS_DIR, run_dir_name
+from prefect_gmat.core.records import Outcome, RunJob
+from prefect_gmat.engine.carry import land
+from prefect_gmat.engine.pool import close_shared_pool, has_shared_pool, shared_pool
+from prefect_gmat.engine.run import failed_outcome
+from prefect_gmat.errors import ManifestError, SweepSpecError
+from prefect_gmat.runtime import progress
+from prefect_gmat.runtime.events import emit_sweep_completed
+from prefect_gmat.runtime.limits import engine_slots
+from prefect_gmat.runtime.observability import SweepProgress, publish_summary
+from prefect_gmat.runtime.ui_plots import publish_plots, warm_plots
+from prefect_gmat.settings import get_settings
+from prefect_gmat.study.batching import (
     PER_DASK_TASK_RUN_SECONDS,
     PER_TASK_RUN_CPU_SECONDS,
     BatchSizer,
 )
-from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
-from prefect_gmat.carry import land
-from prefect_gmat.designs import LatinHypercubeDesign, MonteCarloDesign
-from prefect_gmat.errors import ManifestError, SweepSpecError
-from prefect_gmat.events import emit_sweep_completed
-from prefect_gmat.limits import engine_slots
-from prefect_gmat.manifest import outcome_record
-from prefect_gmat.observability import SweepProgress, publish_summary
-from prefect_gmat.options import SweepOptions, resolve_options
-from prefect_gmat.pool import close_shared_pool, has_shared_pool, shared_pool
-from prefect_gmat.runner import Outcome, RunJob, failed_outcome
-from prefect_gmat.settings import get_settings
-from prefect_gmat.spec import Point, SweepSpec
-from prefect_gmat.sweepdir import (
-    RESULTS_DIR,
+from prefect_gmat.study.designs import LatinHypercubeDesign, MonteCarloDesign
+from prefect_gmat.study.manifest import outcome_record
+from prefect_gmat.study.options import SweepOptions, resolve_options
+from prefect_gmat.study.spec import Point, SweepSpec
+from prefect_gmat.study.sweepdir import (
     Mode,
     SweepPlan,
     design_for,
@@ -49,11 +51,10 @@ from prefect_gmat.sweepdir import (
     preflight,
     seed_note,
 )
+from prefect_gmat.study.validation import check_against_engine
 from prefect_gmat.tasks.archive import archive_sweep
 from prefect_gmat.tasks.manifest import record_outcomes
 from prefect_gmat.tasks.run import run_points
-from prefect_gmat.ui_plots import publish_plots, warm_plots
-from prefect_gmat.validation import check_against_engine
 
 if TYPE_CHECKING:
     from prefect_dask.task_runners import DaskTaskRunner
@@ -244,7 +245,7 @@ class _Dispatcher:
                 run_id=point.run_id,
                 script_path=str(self.plan.spec.script),
                 overrides=point.overrides,
-                run_dir=str(self.options.out / f"run-{point.run_id}"),
+                run_dir=str(self.options.out / run_dir_name(point.run_id)),
                 timeout=self.options.pool.timeout,
                 postprocess=self.plan.spec.postprocess,
             )

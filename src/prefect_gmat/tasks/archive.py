@@ -10,7 +10,7 @@ from __future__ import annotations
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
-from prefect_gmat.bundle import archive, bundle_facts
+from prefect_gmat.study.bundle import archive, bundle_facts
 
 __all__ = ["ARTIFACT_KEY", "archive_sweep"]
 

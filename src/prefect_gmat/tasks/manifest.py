@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from prefect_gmat.manifest import ManifestWriter, outcome_record
-from prefect_gmat.runner import Outcome
+from prefect_gmat.core.records import Outcome
+from prefect_gmat.study.manifest import ManifestWriter, outcome_record
 
 __all__ = ["record_outcomes"]
 

@@ -4,7 +4,7 @@ Each point keeps its own cache entry: its outcome is persisted under its own
 fingerprint in the sweep's result storage, so a rerun skips a finished point
 whatever batch it falls in (and whatever batch ran it before), unless its
 outputs are gone or changed. Each point is its own retry unit (see
-:func:`prefect_gmat.batching.run_with_retries`), so the task run itself is not
+:func:`prefect_gmat.study.batching.run_with_retries`), so the task run itself is not
 retried by Prefect.
 """
 
@@ -23,14 +23,14 @@ from prefect.runtime import task_run as current_task_run
 from prefect.serializers import PickleSerializer
 from prefect.utilities.annotations import BaseAnnotation
 
-from prefect_gmat.batching import batch_name, run_with_retries
-from prefect_gmat.carry import can_write, pack, remove_scratch, scratch_jobs
-from prefect_gmat.engine import resolve_engine
+from prefect_gmat.core.records import Outcome, RunJob
+from prefect_gmat.engine.carry import can_write, pack, remove_scratch, scratch_jobs
+from prefect_gmat.engine.install import resolve_engine
+from prefect_gmat.engine.pool import PoolConfig, shared_pool
 from prefect_gmat.errors import RunError
-from prefect_gmat.manifest import outcome_record
-from prefect_gmat.pool import PoolConfig, shared_pool
-from prefect_gmat.runner import Outcome, RunJob
-from prefect_gmat.sweepdir import outputs_intact
+from prefect_gmat.study.batching import batch_name, run_with_retries
+from prefect_gmat.study.manifest import outcome_record
+from prefect_gmat.study.sweepdir import outputs_intact
 
 __all__ = ["PointsFailed", "run_points"]
 

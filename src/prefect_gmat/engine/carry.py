@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from prefect_gmat.runner import Outcome, RunJob, sha256_file
+from prefect_gmat.core.records import Outcome, RunJob, sha256_file
 
 __all__ = ["can_write", "land", "pack", "remove_scratch", "scratch_jobs"]
 

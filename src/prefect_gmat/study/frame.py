@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.manifest import ManifestData, read_manifest
+from prefect_gmat.study.manifest import ManifestData, read_manifest
 
 __all__ = [
     "aggregate",

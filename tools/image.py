@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from prefect_gmat.engine import cache_dir
+from prefect_gmat.engine.install import cache_dir
 
 __all__ = [
     "DOCKER_DEPLOYMENT",

@@ -11,10 +11,10 @@ import json
 import tempfile
 from typing import Any
 
+from prefect_gmat.core.records import ValidateJob
+from prefect_gmat.engine.pool import WorkerPool
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.pool import WorkerPool
-from prefect_gmat.runner import ValidateJob
-from prefect_gmat.spec import SweepSpec, canonical_script_sha256
+from prefect_gmat.study.spec import SweepSpec, canonical_script_sha256
 
 __all__ = ["check_against_engine"]
 

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.frame import aggregate, report_names
-from prefect_gmat.manifest import ManifestData, read_manifest
+from prefect_gmat.study.frame import aggregate, report_names
+from prefect_gmat.study.manifest import ManifestData, read_manifest
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -148,8 +148,8 @@ class _Sweep:
         return f"; {n} failed runs {what}." if n else "."
 
     def band(self) -> PlotImage:
-        from prefect_gmat.plotting import sweep_band_plot
-        from prefect_gmat.stats import sweep_summary
+        from prefect_gmat.analysis.plotting import sweep_band_plot
+        from prefect_gmat.analysis.stats import sweep_summary
 
         figure = _figure(8, 4)
         summary = sweep_summary(self.df, q=(0.05, 0.5, 0.95))
@@ -161,7 +161,7 @@ class _Sweep:
         return PlotImage(BAND_KEY, caption, _png(figure))
 
     def corner(self) -> PlotImage:
-        from prefect_gmat.plotting import sweep_corner
+        from prefect_gmat.analysis.plotting import sweep_corner
 
         fields = self.fields
         size = 2.6 * max(len(fields), 2)
@@ -175,7 +175,7 @@ class _Sweep:
         return PlotImage(CORNER_KEY, caption, _png(figure))
 
     def heatmap(self, x: str | None, y: str | None) -> PlotImage:
-        from prefect_gmat.plotting import sweep_heatmap
+        from prefect_gmat.analysis.plotting import sweep_heatmap
 
         if x is None or y is None:
             fields = self.fields
@@ -194,8 +194,8 @@ class _Sweep:
         return PlotImage(HEATMAP_KEY, caption, _png(figure))
 
     def convergence(self) -> PlotImage:
-        from prefect_gmat.plotting import mc_convergence_plot
-        from prefect_gmat.stats import mc_convergence
+        from prefect_gmat.analysis.plotting import mc_convergence_plot
+        from prefect_gmat.analysis.stats import mc_convergence
 
         figure = _figure(8, 4)
         mc_convergence_plot(
@@ -236,7 +236,7 @@ def render_plot(
             field="kind",
             value=kind,
         )
-    from prefect_gmat.plotting import require_matplotlib
+    from prefect_gmat.analysis.plotting import require_matplotlib
 
     require_matplotlib()
     swept = _Sweep(out, metric, report)
@@ -283,7 +283,7 @@ def _import_plotting() -> None:
         import matplotlib.backends.backend_agg
         import matplotlib.figure  # noqa: F401
 
-        import prefect_gmat.plotting  # noqa: F401
+        import prefect_gmat.analysis.plotting  # noqa: F401
 
 
 def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[str]:
@@ -299,7 +299,7 @@ def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[
     try:
         from prefect.artifacts import create_markdown_artifact
 
-        from prefect_gmat.plotting import require_matplotlib
+        from prefect_gmat.analysis.plotting import require_matplotlib
 
         require_matplotlib()
         published: list[str] = []

@@ -1,6 +1,6 @@
-"""The body of the engine worker processes started by :mod:`prefect_gmat.pool`.
+"""The body of the engine worker processes started by :mod:`prefect_gmat.engine.pool`.
 
-Run as ``python -m prefect_gmat.engine_worker --fd N``: a fresh interpreter that
+Run as ``python -m prefect_gmat.engine.worker --fd N``: a fresh interpreter that
 imports this package and the engine, never the caller's ``__main__`` (which
 ``multiprocessing``'s ``spawn`` re-imports, re-running an unguarded user
 script in every worker). The pool talks to it over the socket ``N`` with
@@ -33,7 +33,7 @@ TEMPLATE_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="prefect_gmat.engine_worker")
+    parser = argparse.ArgumentParser(prog="prefect_gmat.engine.worker")
     parser.add_argument("--fd", type=int, required=True, help="socket to the parent pool")
     parser.add_argument("--template", action="store_true", help="fork workers on request")
     args = parser.parse_args(argv)
@@ -50,7 +50,8 @@ def _serve(conn: multiprocessing.connection.Connection) -> int:
     # Import what the caller can import (a postprocess hook's module, say), as spawn does.
     sys.path.extend(p for p in sys_path if p not in sys.path)
     try:
-        from prefect_gmat import runner
+        from prefect_gmat.core.records import ValidateJob
+        from prefect_gmat.engine import run as runner
     except BaseException:
         conn.send(("error", "import", traceback.format_exc()))
         return 1
@@ -67,7 +68,7 @@ def _serve(conn: multiprocessing.connection.Connection) -> int:
             return 0
         if job is None:
             os._exit(0)  # nothing to flush; skipping the engine's teardown saves ~0.2 s
-        if isinstance(job, runner.ValidateJob):
+        if isinstance(job, ValidateJob):
             conn.send(("done", runner.validate(job)))
             continue
         for one in job:  # a batch: one reply per run, as each finishes
@@ -97,7 +98,7 @@ def _serve_template(control: socket.socket) -> int:
     import gmat_run  # noqa: F401 -- the imports every worker would otherwise repeat
     import pyarrow.parquet  # noqa: F401
 
-    import prefect_gmat.runner  # noqa: F401
+    import prefect_gmat.engine.run  # noqa: F401
 
     exited: dict[int, int] = {}
     while True:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,17 +23,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from prefect_gmat.runtime.ephemeral import free_port
+
 __all__ = ["LocalServer", "free_port", "prefect_command"]
 
 _HEALTH_TIMEOUT = 120.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def prefect_command() -> list[str]:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.manifest import ManifestData, read_manifest
+from prefect_gmat.study.manifest import ManifestData, read_manifest
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

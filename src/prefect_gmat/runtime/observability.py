@@ -24,8 +24,8 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from prefect_gmat._sync import sync_value
-from prefect_gmat.manifest import read_manifest
+from prefect_gmat.runtime.sync import sync_value
+from prefect_gmat.study.manifest import read_manifest
 
 __all__ = ["PROGRESS_KEY", "SUMMARY_KEY", "SweepProgress", "publish_summary", "summary_rows"]
 

@@ -1,7 +1,7 @@
 """Warm GMAT worker processes: start the engine once, run many scripts, survive crashes.
 
 No Prefect here. Each worker is forked from a template process, a fresh
-``python -m prefect_gmat.engine_worker --template`` that has imported what a
+``python -m prefect_gmat.engine.worker --template`` that has imported what a
 worker needs once (never the caller's ``__main__``, so an unguarded user script
 is not re-run); it bootstraps its own engine and then serves jobs over a socket,
 one at a time (the engine is not thread-safe). Callers on any thread call
@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from prefect_gmat.engine_worker import TEMPLATE_ENV
+from prefect_gmat.core.records import Outcome, Problem, RunJob, ValidateJob
+from prefect_gmat.engine.run import failed_outcome
+from prefect_gmat.engine.worker import TEMPLATE_ENV
 from prefect_gmat.errors import EngineNotFoundError
-from prefect_gmat.runner import Outcome, Problem, RunJob, ValidateJob, failed_outcome
 
 __all__ = [
     "PoolConfig",
@@ -106,7 +107,7 @@ class _Template:
         self.output = tempfile.TemporaryFile(prefix="gmat-template-")  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "prefect_gmat.engine_worker", "--template", "--fd", fd],
+                [sys.executable, "-m", "prefect_gmat.engine.worker", "--template", "--fd", fd],
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
                 stdout=self.output,

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prefect_gmat.designs import _to_frozen, check_n, check_seed, parse_perturb
 from prefect_gmat.errors import SweepSpecError
+from prefect_gmat.study.designs import _to_frozen, check_n, check_seed, parse_perturb
 
 __all__ = ["sobol_analyze", "sobol_sample"]
 
-#: A field's distribution, as ``perturb`` takes it everywhere (see prefect_gmat.designs):
+#: A field's distribution, as ``perturb`` takes it everywhere (see prefect_gmat.study.designs):
 #: ("normal", mu, sigma), ("uniform", lo, hi), ("lognormal", mu, sigma) or a frozen
 #: scipy.stats distribution.
 DistSpec = Any

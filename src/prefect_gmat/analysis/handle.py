@@ -2,7 +2,7 @@
 
 No Prefect here. The object reads lazily: nothing is aggregated until asked.
 It offers gmat-sweep's ``Sweep.to_*`` readers under the same names, the
-statistics of :mod:`prefect_gmat.stats`, the failures with their causes, and an
+statistics of :mod:`prefect_gmat.analysis.stats`, the failures with their causes, and an
 HTML view (``_repr_html_``) with the header, the design, status counts, the
 failures and the bundle. A bundle is verified and unpacked into a temporary
 directory that lives as long as the object (or until :meth:`SweepResults.close`).
@@ -22,18 +22,17 @@ from typing import Any
 
 import pandas as pd
 
-from prefect_gmat import frame as readers
-from prefect_gmat.bundle import BundleFacts, bundle_facts, extract_bundle
+from prefect_gmat.analysis.stats import sweep_summary
+from prefect_gmat.core.layout import BUNDLE_NAME, MANIFEST_NAME, split_gmat_log
 from prefect_gmat.errors import SweepDirectoryError
-from prefect_gmat.manifest import MANIFEST_NAME, ManifestData, read_manifest
-from prefect_gmat.stats import sweep_summary
-from prefect_gmat.sweepdir import BUNDLE_NAME
+from prefect_gmat.study import frame as readers
+from prefect_gmat.study.bundle import BundleFacts, bundle_facts, extract_bundle
+from prefect_gmat.study.manifest import ManifestData, read_manifest
 
 __all__ = ["SweepResults", "open_sweep"]
 
 PathLike = str | os.PathLike[str]
 _FAILURES_SHOWN = 20
-_LOG_MARK = "--- GMAT log ---"  # how a record's stderr appends the GMAT log (manifest.py)
 
 
 def open_sweep(out_or_bundle: PathLike) -> SweepResults:
@@ -135,13 +134,13 @@ class SweepResults:
             if record["status"] == "ok":
                 continue
             stderr = str(record.get("stderr") or "")
-            _, _, gmat_log = stderr.partition(_LOG_MARK)
+            _, gmat_log = split_gmat_log(stderr)
             rows.append(
                 {
                     "run_id": int(record["run_id"]),
                     "failure": record.get("failure") or record.get("postprocess_status"),
                     "cause": record.get("error") or stderr or "no cause recorded",
-                    "gmat_log": gmat_log.strip() or None,
+                    "gmat_log": (gmat_log or "").strip() or None,
                     "attempts": record.get("attempts"),
                     "log_path": record.get("log_path"),
                     "overrides": dict(record["overrides"]),
@@ -193,7 +192,7 @@ class SweepResults:
         return readers.fused_reports(self.records, self.root, names, tolerance=tolerance)
 
     def summary(self, report: str | None = None, **options: Any) -> pd.DataFrame:
-        """:func:`prefect_gmat.stats.sweep_summary` of the report frame (ok runs only)."""
+        """:func:`prefect_gmat.analysis.stats.sweep_summary` of the report frame (ok runs only)."""
         return sweep_summary(self.frame(report), **options)
 
     # --- the notebook view ----------------------------------------------------------------

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from prefect_gmat.engine import Engine, resolve_engine
+from prefect_gmat.engine.install import Engine, resolve_engine
+from prefect_gmat.engine.pool import PoolConfig
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.pool import PoolConfig
 from prefect_gmat.settings import get_settings
 
 __all__ = ["PointsPerTask", "SweepOptions", "resolve_options"]
 
-#: Points per task run: a fixed number, or "auto" (see :mod:`prefect_gmat.batching`).
+#: Points per task run: a fixed number, or "auto" (see :mod:`prefect_gmat.study.batching`).
 PointsPerTask = int | Literal["auto"]
 
 
@@ -54,7 +54,7 @@ def resolve_options(
     engine = resolve_engine(gmat_root or settings.gmat_root, prefer_pip=settings.engine == "pip")
     n_workers = workers or settings.resolved_workers()
     if out is None:
-        from prefect_gmat.flows.naming import default_sweep_dir  # names it after the flow run
+        from prefect_gmat.runtime.naming import default_sweep_dir  # names it after the flow run
 
         out_path = default_sweep_dir(settings.output_dir, script)
     else:

@@ -24,7 +24,7 @@ from prefect.events.clients import get_events_client
 from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat.errors import PrefectGmatError
-from prefect_gmat.spec import canonical_script_sha256
+from prefect_gmat.study.spec import canonical_script_sha256
 
 __all__ = [
     "SCRIPT_UPDATED",

@@ -22,24 +22,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from prefect_gmat.designs import Design, check_n, check_seed, draw_seed, parse_perturb
-from prefect_gmat.engine import Engine
-from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
-from prefect_gmat.manifest import (
+from prefect_gmat.core.layout import (
+    BUNDLE_NAME,
+    LOCK_NAME,
     MANIFEST_NAME,
+    RESULTS_DIR,
+    RUN_DIR_GLOB,
+    is_run_dir_name,
+)
+from prefect_gmat.core.records import TRANSIENT_FAILURES, hashed_outputs, sha256_file
+from prefect_gmat.engine.install import Engine
+from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
+from prefect_gmat.study.designs import Design, check_n, check_seed, draw_seed, parse_perturb
+from prefect_gmat.study.manifest import (
     ManifestData,
     ManifestWriter,
     fsync_dir,
     make_header,
     read_manifest,
 )
-from prefect_gmat.runner import TRANSIENT_FAILURES, hashed_outputs, sha256_file
-from prefect_gmat.spec import Point, SweepSpec, canonical_script_sha256
+from prefect_gmat.study.spec import Point, SweepSpec, canonical_script_sha256
 
 __all__ = [
-    "BUNDLE_NAME",
-    "LOCK_NAME",
-    "RESULTS_DIR",
     "Mode",
     "SweepPlan",
     "design_for",
@@ -54,11 +58,6 @@ __all__ = [
 ]
 
 Mode = Literal["new", "resume", "retry_failed", "overwrite", "extend"]
-LOCK_NAME = ".prefect-gmat.lock"
-#: Where the flow's archive task writes the sweep's bundle.
-BUNDLE_NAME = "sweep_bundle.zip"
-#: Prefect's persisted outcome records of the sweep's task runs.
-RESULTS_DIR = ".prefect-results"
 
 
 @contextmanager
@@ -254,7 +253,7 @@ def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec
             "first.",
             path=str(out),
         )
-    if out.is_dir() and any(out.glob("run-*")):
+    if out.is_dir() and any(out.glob(RUN_DIR_GLOB)):
         raise SweepDirectoryError(
             f"{out} has run-* folders but no manifest.jsonl; it is not a sweep this package can "
             "continue. Choose a new output directory, or pass overwrite=True to delete them.",
@@ -345,7 +344,7 @@ def _spec_for_resume(existing: ManifestData, spec: SweepSpec | None) -> SweepSpe
 def _clear_sweep(out: Path) -> None:
     """Delete what a sweep wrote (manifest, run folders, bundle, results); leave anything else."""
     for child in out.iterdir():
-        if child.is_dir() and (child.name.startswith("run-") or child.name == RESULTS_DIR):
+        if child.is_dir() and (is_run_dir_name(child.name) or child.name == RESULTS_DIR):
             shutil.rmtree(child)
         elif child.name in (MANIFEST_NAME, BUNDLE_NAME) or (
             child.name.startswith(f".{BUNDLE_NAME}.") and child.name.endswith(".partial")

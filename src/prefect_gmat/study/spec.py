@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from prefect_gmat.designs import Design, read_samples
 from prefect_gmat.errors import SweepSpecError
+from prefect_gmat.study.designs import Design, read_samples
 
 __all__ = [
     "Point",
@@ -142,7 +142,7 @@ class SweepSpec:
         """Explicit points: one mapping per run, or a CSV/Parquet file or DataFrame of them.
 
         A file or DataFrame has one column per field and one row per run (as
-        gmat-sweep's ``explicit``); see :func:`~prefect_gmat.designs.read_samples`.
+        gmat-sweep's ``explicit``); see :func:`~prefect_gmat.study.designs.read_samples`.
         """
         if isinstance(samples, (str, os.PathLike)) or hasattr(samples, "to_numpy"):
             samples = read_samples(samples)

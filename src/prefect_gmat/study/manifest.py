@@ -26,11 +26,11 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from prefect_gmat.core.layout import MANIFEST_NAME, with_gmat_log
+from prefect_gmat.core.records import Outcome
 from prefect_gmat.errors import ManifestError
-from prefect_gmat.runner import Outcome
 
 __all__ = [
-    "MANIFEST_NAME",
     "SCHEMA_VERSION",
     "ManifestData",
     "ManifestWriter",
@@ -40,7 +40,6 @@ __all__ = [
     "read_manifest",
 ]
 
-MANIFEST_NAME = "manifest.jsonl"
 SCHEMA_VERSION = 1
 #: The gmat-sweep release whose manifest format this package writes.
 GMAT_SWEEP_FORMAT = "0.6.0"
@@ -92,7 +91,7 @@ def outcome_record(outcome: Outcome) -> dict[str, Any]:
     if not outcome.ok:
         stderr = outcome.error or "failed"
         if outcome.log_excerpt:
-            stderr += "\n--- GMAT log ---\n" + outcome.log_excerpt
+            stderr = with_gmat_log(stderr, outcome.log_excerpt)
     return {
         "run_id": outcome.run_id,
         "overrides": dict(outcome.overrides),

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal
 
-from prefect_gmat.runner import Outcome, RunJob
+from prefect_gmat.core.layout import run_dir_name
+from prefect_gmat.core.records import Outcome, RunJob
 
 __all__ = [
     "PER_DASK_TASK_RUN_SECONDS",
@@ -111,7 +112,7 @@ class BatchSizer:
 def batch_name(run_ids: Sequence[int]) -> str:
     """``run-7`` for one point, ``runs-40-59`` for a batch (first and last run id)."""
     if len(run_ids) == 1:
-        return f"run-{run_ids[0]}"
+        return run_dir_name(run_ids[0])
     return f"runs-{min(run_ids)}-{max(run_ids)}"
 
 

@@ -36,15 +36,15 @@ from typing import IO, Any
 
 import pandas as pd
 
+from prefect_gmat.core.layout import BUNDLE_NAME, MANIFEST_NAME, WORKER_LOG, run_dir_name
+from prefect_gmat.core.records import hash_key, sha256_file
 from prefect_gmat.errors import BundleError, ManifestError, SweepDirectoryError
-from prefect_gmat.frame import aggregate
-from prefect_gmat.manifest import MANIFEST_NAME, ManifestData, fsync_dir, read_manifest
-from prefect_gmat.runner import WORKER_LOG, hash_key, sha256_file
-from prefect_gmat.spec import canonical_script_sha256
-from prefect_gmat.sweepdir import BUNDLE_NAME, no_sweep_running
+from prefect_gmat.study.frame import aggregate
+from prefect_gmat.study.manifest import ManifestData, fsync_dir, read_manifest
+from prefect_gmat.study.spec import canonical_script_sha256
+from prefect_gmat.study.sweepdir import no_sweep_running
 
 __all__ = [
-    "BUNDLE_NAME",
     "HASH_MEMBER",
     "BundleFacts",
     "archive",
@@ -218,7 +218,7 @@ def _bundle_record(
 ) -> tuple[dict[str, Any], list[_Member]]:
     """A record with bundle-relative paths, and the run's members (outputs of ok runs only)."""
     run_id = int(record["run_id"])
-    prefix = f"{RUNS_DIR}/run-{run_id}"
+    prefix = f"{RUNS_DIR}/{run_dir_name(run_id)}"
     ok = record["status"] == "ok"
     hashes: Mapping[str, str] = record.get("output_sha256") or {}
     bundled = dict(record)
@@ -258,7 +258,7 @@ def _bundle_record(
         log = Path(record["log_path"])
         log = log if log.is_absolute() else root / log
         if not log.is_file():
-            log = root / f"run-{run_id}" / WORKER_LOG
+            log = root / run_dir_name(run_id) / WORKER_LOG
         if log.is_file():
             name = f"{prefix}/{WORKER_LOG}"
             members[name] = _file_member(name, log)
@@ -279,7 +279,7 @@ def _locate(root: Path, run_id: int, raw: str) -> Path:
     path = path if path.is_absolute() else root / path
     if path.is_file():
         return path
-    moved = root / f"run-{run_id}" / _basename(raw)
+    moved = root / run_dir_name(run_id) / _basename(raw)
     if moved.is_file():
         return moved
     raise BundleError(

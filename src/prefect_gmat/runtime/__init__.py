@@ -1,0 +1,2 @@
+"""The Prefect-aware runtime under the flows: events, UI artifacts and plots, concurrency
+limits, the temporary server, flow-run naming, and the terminal's quiet and progress."""
