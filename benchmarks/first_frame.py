@@ -65,7 +65,7 @@ def measure(out: Path) -> None:
         # The sweep imports the flow next (begun in the background at the call).
         flow_module = importlib.import_module("prefect_gmat.flows.sweep")
         _stamp("flow module imported (prefect and what a flow run loads; begun at the call)")
-        _wrap(flow_module, "resolve_options", "flow started (first line of the flow)")
+        _wrap(flow_module, "get_run_logger", "flow started (first lines of the flow)")
         _wrap(flow_module, "archive_sweep", "archive written")
         _wrap(flow_module, "publish_summary", "summary artifact published")
 

@@ -39,6 +39,7 @@ from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
+sys.path.insert(0, str(REPO))  # tools/ (the local server harness) sits at the checkout's root
 LONG_SCRIPT = BENCH / "leo_gravity_drag.script"
 WORKERS = 2
 
@@ -113,8 +114,6 @@ _SINGLE_THREADED_LIMIT = """
 import json, sys
 from prefect_gmat.engine import run as runner
 
-# tools/ (the local server harness) sits at the checkout's root, beside this folder.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 root, jobs = json.loads(sys.stdin.readline())
 runner.start_engine(root)
 print("ready", flush=True)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from prefect_gmat.blocks import GmatInstallation, GmatSweepSpec, SweepInputs, apply_blocks
+from prefect_gmat.blocks import GmatInstallation, GmatSweepSpec, apply_blocks
 from prefect_gmat.engine.install import shim_root
 from prefect_gmat.errors import EngineNotFoundError, SweepSpecError
 from prefect_gmat.flows.sweep import sweep_flow
 from prefect_gmat.runtime.sync import sync_value
 from prefect_gmat.study.manifest import read_manifest
+from prefect_gmat.study.request import Knobs, Points, SweepRequest
 from tests.conftest import DEMO_SCRIPT
 
 
@@ -59,15 +61,18 @@ def test_explicit_parameters_win_over_the_saved_spec(tmp_path: Path) -> None:
     GmatSweepSpec(
         script=str(DEMO_SCRIPT), grid={"Sat.SMA": [7000, 7100]}, out_base=str(tmp_path), workers=2
     ).save("test-precedence", overwrite=True)
-    given = SweepInputs(None, {"Sat.ECC": [0.01]}, None, None, 1, None, None)
+    given = SweepRequest(points=Points(grid={"Sat.ECC": [0.01]}), knobs=Knobs(workers=1))
     filled = apply_blocks(given, installation=None, sweep_spec="test-precedence")
     assert filled.script == str(DEMO_SCRIPT)
-    assert filled.grid == {"Sat.ECC": [0.01]}
-    assert filled.workers == 1
+    assert filled.points.grid == {"Sat.ECC": [0.01]}
+    assert filled.knobs.workers == 1
     assert filled.out is not None and Path(filled.out).parent == tmp_path
+    saved_only = apply_blocks(SweepRequest(), installation=None, sweep_spec="test-precedence")
+    assert saved_only.points.grid == {"Sat.SMA": [7000, 7100]}
+    assert saved_only.knobs.workers == 2  # filled by name from the block's field
     with pytest.raises(SweepSpecError, match="not both"):
         apply_blocks(
-            given._replace(gmat_root=str(tmp_path)),
+            replace(given, knobs=Knobs(gmat_root=str(tmp_path))),
             installation="test-pip-engine",
             sweep_spec=None,
         )

@@ -504,7 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--uid", type=int, help="the image user's uid (default: yours, or 1000)")
     parser.add_argument("--gid", type=int, help="the image user's gid (default: yours, or 1000)")
     args = parser.parse_args(argv)
-    repo = Path(__file__).resolve().parents[3]
+    repo = Path(__file__).resolve().parents[1]
     if not (repo / "Dockerfile").is_file():
         parser.error(f"no Dockerfile in {repo}: run ./dev image from a checkout")
     daemon = DockerDaemon()

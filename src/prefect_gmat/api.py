@@ -4,8 +4,9 @@
 Each call checks its input (the script and every swept value against the
 engine, too) before Prefect starts, with the engines and Prefect's server
 warming up meanwhile, runs the sweep flow, and returns the per-run frame read
-back from the sweep directory. The knobs they share are one definition,
-:class:`SweepKnobs`.
+back from the sweep directory. Each builds one
+:class:`~prefect_gmat.study.request.SweepRequest`; the knobs they share are
+:class:`~prefect_gmat.study.request.Knobs`, typed here as :class:`SweepKnobs`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, Literal, TypedDict, Unpack, cast
 
 import pandas as pd
 
@@ -28,12 +28,10 @@ from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.runtime.ephemeral import EarlyServer
 from prefect_gmat.runtime.progress import terminal_progress
 from prefect_gmat.runtime.quiet import quiet_prefect
-from prefect_gmat.study.designs import DesignKind, LatinHypercubeDesign, MonteCarloDesign
 from prefect_gmat.study.frame import aggregate
 from prefect_gmat.study.manifest import read_manifest
-from prefect_gmat.study.options import resolve_options
-from prefect_gmat.study.spec import SweepSpec, canonical_script_sha256
-from prefect_gmat.study.sweepdir import Mode, design_for, extension_spec, preflight, seed_note
+from prefect_gmat.study.request import Knobs, Points, StudyDesign, SweepRequest
+from prefect_gmat.study.sweepdir import new_sweep_dir, preflight
 from prefect_gmat.study.validation import check_against_engine
 
 __all__ = [
@@ -45,18 +43,22 @@ __all__ = [
     "monte_carlo",
     "resume",
     "retry_failed",
-    "run_spec",
+    "run_request",
     "sweep",
 ]
 
 PathLike = str | os.PathLike[str]
-_log = logging.getLogger("prefect_gmat.study.designs")
+_log = logging.getLogger(__name__)
+#: Knobs that shape what a call returns and shows, not how the sweep runs (not the flow's).
+_FRAME_KNOBS = ("progress", "report", "params", "converged")
 
 
 class SweepKnobs(TypedDict, total=False):
     """How a sweep runs and what it returns; every entry point takes these keywords.
 
-    A knob left out (or None) comes from the ``PREFECT_GMAT_*`` settings (see the README).
+    The run knobs are :class:`~prefect_gmat.study.request.Knobs`' fields (a test keeps
+    the two in step), then the four that shape the returned frame. A knob left out (or
+    None) comes from the ``PREFECT_GMAT_*`` settings (see the README).
     """
 
     workers: int | None
@@ -77,6 +79,8 @@ class SweepKnobs(TypedDict, total=False):
     """Put each run's worker.log into the bundle."""
     dask: str | None
     """Run the task runs on dask.distributed: "local" or a scheduler address."""
+    plot_metric: str | None
+    """The report column the flow run's plot artifacts show: "auto", a column, or "off"."""
     progress: bool | None
     """Show a live progress line on stderr (default: when stderr is a terminal)."""
     report: str | None
@@ -93,6 +97,7 @@ def sweep(
     out: PathLike | None = None,
     *,
     samples: Sequence[Mapping[str, Any]] | PathLike | pd.DataFrame | None = None,
+    postprocess: str | None = None,
     overwrite: bool = False,
     **knobs: Unpack[SweepKnobs],
 ) -> pd.DataFrame:
@@ -107,29 +112,26 @@ def sweep(
     ``sweep_bundle.zip``. If ``out`` already holds this same sweep (script and
     points), only the runs that are not ok run again; a different sweep there is
     refused unless ``overwrite``. Every input is checked (against the engine too)
-    before Prefect starts. See :class:`SweepKnobs` for the keywords.
+    before Prefect starts. ``postprocess`` names a per-run hook,
+    ``"package.module:function"``. See :class:`SweepKnobs` for the keywords.
     """
     if (grid is None) == (samples is None):
         raise SweepSpecError(
             "pass exactly one of grid= (values per field) or samples= (one mapping per run).",
             field="grid",
         )
-    spec = (
-        SweepSpec.from_grid(script, grid)
-        if grid is not None
-        else SweepSpec.from_samples(script, samples)
-    )
-    return run_spec(spec, out, "overwrite" if overwrite else "new", knobs)
+    points = Points(grid=grid, samples=samples)
+    return _start(script, points, postprocess, out, overwrite, knobs)
 
 
 def resume(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
     """Finish an interrupted sweep from its manifest alone; finished runs are not redone."""
-    return run_spec(None, out, "resume", knobs)
+    return run_request(SweepRequest(out=os.fspath(out), mode="resume"), knobs)
 
 
 def retry_failed(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
     """Re-run only the runs whose last record is a failure."""
-    return run_spec(None, out, "retry_failed", knobs)
+    return run_request(SweepRequest(out=os.fspath(out), mode="retry_failed"), knobs)
 
 
 def monte_carlo(
@@ -152,7 +154,8 @@ def monte_carlo(
     the same draws (:func:`extend`). ``postprocess`` names a per-run hook,
     ``"package.module:function"``. See :class:`SweepKnobs` for the other keywords.
     """
-    return _run_design("monte_carlo", script, n, perturb, seed, out, postprocess, overwrite, knobs)
+    design = StudyDesign("monte_carlo", perturb, n, seed)
+    return _start(script, Points(design=design), postprocess, out, overwrite, knobs)
 
 
 def latin_hypercube(
@@ -171,9 +174,8 @@ def latin_hypercube(
     Same arguments and draws as gmat-sweep 0.6.0's ``latin_hypercube``; see
     :func:`monte_carlo`. A Latin hypercube cannot be extended (see the README).
     """
-    return _run_design(
-        "latin_hypercube", script, n, perturb, seed, out, postprocess, overwrite, knobs
-    )
+    design = StudyDesign("latin_hypercube", perturb, n, seed)
+    return _start(script, Points(design=design), postprocess, out, overwrite, knobs)
 
 
 def explicit(
@@ -190,8 +192,7 @@ def explicit(
     Every cell is checked against its column's type before anything runs (an error
     names the row and the column), as gmat-sweep's ``explicit`` command reads a file.
     """
-    spec = SweepSpec.from_samples(script, samples).with_postprocess(postprocess)
-    return run_spec(spec, out, "overwrite" if overwrite else "new", knobs)
+    return _start(script, Points(samples=samples), postprocess, out, overwrite, knobs)
 
 
 def extend(
@@ -209,68 +210,41 @@ def extend(
     flow run; the existing runs are not touched. ``script`` is needed for a study
     gmat-sweep wrote (its manifest does not record the script's path).
     """
-    where = Path(os.fspath(out)).expanduser().resolve()
-    spec = extension_spec(where, n, script=script, allow_script_drift=allow_script_drift)
-    return run_spec(spec, out, "extend", knobs)
+    request = SweepRequest(
+        script=None if script is None else os.fspath(script),
+        points=Points(extend_to=n, allow_script_drift=allow_script_drift),
+        out=os.fspath(out),
+        mode="extend",
+    )
+    return run_request(request, knobs)
 
 
-def _run_design(
-    kind: DesignKind,
+def _start(
     script: PathLike,
-    n: int,
-    perturb: Mapping[str, Any],
-    seed: int | None,
-    out: PathLike | None,
+    points: Points,
     postprocess: str | None,
+    out: PathLike | None,
     overwrite: bool,
     knobs: SweepKnobs,
 ) -> pd.DataFrame:
-    where = None if out is None or overwrite else Path(os.fspath(out)).expanduser().resolve()
-    design, source = design_for(where, kind, perturb, n, seed)
-    spec = SweepSpec.from_design(script, design).with_postprocess(postprocess)
-    note = seed_note(design, source)
-    if note is not None:
-        _log.warning(note)
-    return run_spec(spec, out, "overwrite" if overwrite else "new", knobs)
+    request = SweepRequest(
+        script=os.fspath(script),
+        points=points,
+        postprocess=postprocess,
+        out=None if out is None else os.fspath(out),
+        mode="overwrite" if overwrite else "new",
+    )
+    return run_request(request, knobs)
 
 
-def _point_parameters(spec: SweepSpec | None, mode: Mode, out: Path) -> dict[str, Any]:
-    """The flow's parameters that say what runs: a grid, samples, a design, or an extension."""
-    if spec is None:
-        return {}
-    if mode == "extend":
-        drift = canonical_script_sha256(spec.script) != read_manifest(out).header.get(
-            "script_sha256"
-        )  # extension_spec let it through: it was allowed
-        return {"extend_to": len(spec), "allow_script_drift": drift}
-    design: MonteCarloDesign | LatinHypercubeDesign | None = None
-    if spec.design is not None:
-        model = MonteCarloDesign if spec.design.kind == "monte_carlo" else LatinHypercubeDesign
-        design = model(perturb=spec.design.perturb, n=spec.design.n, seed=spec.design.seed)
-    return {
-        "grid": spec.grid,
-        "samples": spec.samples if design is None else None,
-        "design": design,
-        "postprocess": spec.postprocess,
-    }
-
-
-def run_spec(
-    spec: SweepSpec | None, out: PathLike | None, mode: Mode, knobs: SweepKnobs
-) -> pd.DataFrame:
-    """Run a checked spec (or the one in ``out``'s manifest) in ``mode``; return the frame.
-
-    The one way every entry point runs a sweep from Python.
-    """
-    unknown = set(knobs) - set(SweepKnobs.__annotations__)
-    if unknown:
-        raise SweepSpecError(
-            f"unknown keyword(s) {sorted(unknown)}; the knobs are "
-            f"{', '.join(SweepKnobs.__annotations__)}.",
-            field=sorted(unknown)[0],
-        )
-    frame = _FrameReader(knobs)
-    summary = _run(spec, out, mode, knobs, frame)
+def run_request(request: SweepRequest, knobs: SweepKnobs) -> pd.DataFrame:
+    """Run a request with the caller's knobs; return the frame. The one way every entry
+    point runs a sweep from Python."""
+    given = dict(knobs)
+    shown = {name: given.pop(name) for name in _FRAME_KNOBS if name in given}
+    request = replace(request, knobs=Knobs.from_mapping(given))
+    frame = _FrameReader(cast(SweepKnobs, shown))
+    summary = _run(request, frame, cast(SweepKnobs, shown))
     return frame.result(summary["out"])
 
 
@@ -379,34 +353,16 @@ def _import_flow() -> None:
         importlib.import_module(module)
 
 
-def _run(
-    spec: SweepSpec | None,
-    out: PathLike | None,
-    mode: Mode,
-    knobs: SweepKnobs,
-    frame: _FrameReader,
-) -> dict[str, Any]:
+def _run(request: SweepRequest, frame: _FrameReader, shown: SweepKnobs) -> dict[str, Any]:
     """Check everything, then run the flow; Prefect starts only once the checks pass.
 
     The engines start first, and Prefect's temporary server (without
     ``PREFECT_API_URL``) in the background, so both warm up while the sweep is
     checked against the engine; a refused sweep stops them and writes nothing.
     """
-    root = knobs.get("gmat_root")
-    root_path = None if root is None else os.fspath(root)
-    script = None if spec is None else str(spec.script)
-    options = resolve_options(
-        None if out is None else os.fspath(out),
-        knobs.get("workers"),
-        knobs.get("timeout"),
-        knobs.get("retries"),
-        root_path,
-        script,
-        knobs.get("retry_delay"),
-        knobs.get("dask"),
-        knobs.get("points_per_task"),
-    )
-    checked = preflight(options.out, spec, mode)
+    options = request.resolve(new_sweep_dir)
+    spec = request.spec(options.out, note=_log.warning)
+    checked = preflight(options.out, spec, request.mode)
     # Under dask the engines run in dask's workers; here one engine only checks the sweep.
     local = options.pool if options.dask is None else replace(options.pool, workers=1)
     server = EarlyServer()
@@ -420,32 +376,22 @@ def _run(
         flow_import.join()
         from prefect_gmat.flows.sweep import on_sweep_written, sweep_flow
 
-        parameters: dict[str, Any] = {
-            "script": script,
-            **_point_parameters(spec, mode, options.out),
-            "out": str(options.out),
-            "workers": options.pool.workers,
-            "timeout": options.pool.timeout,
-            "retries": options.retries,
-            "retry_delay": options.retry_delay,
-            "mode": mode,
-            "gmat_root": root_path,
-            "archive": knobs.get("archive", True),
-            "include_logs": knobs.get("include_logs", False),
-            "dask": options.dask,
-            "points_per_task": options.points_per_task,
-        }
+        pinned = request.pinned(spec, options)
         with (
             server.use(),
             quiet_prefect(),
             _stop_on_signals(local),
-            terminal_progress(knobs.get("progress")),
+            terminal_progress(shown.get("progress")),
         ):
-            if server.api_url is not None and "PREFECT_GMAT_PLOT_METRIC" not in os.environ:
-                parameters["plot_metric"] = "off"  # nobody sees a temporary server's plots
+            if (
+                server.api_url is not None
+                and pinned.knobs.plot_metric is None
+                and "PREFECT_GMAT_PLOT_METRIC" not in os.environ
+            ):  # nobody sees a temporary server's plots
+                pinned = replace(pinned, knobs=replace(pinned.knobs, plot_metric="off"))
             on_sweep_written[str(options.out)] = lambda: frame.start(str(options.out))
             try:
-                summary: dict[str, Any] = sweep_flow(**parameters)
+                summary: dict[str, Any] = sweep_flow(**pinned.flow_parameters())
             finally:
                 on_sweep_written.pop(str(options.out), None)
     finally:

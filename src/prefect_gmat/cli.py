@@ -15,12 +15,13 @@ import time
 from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
 from prefect_gmat.core.layout import BUNDLE_NAME
 from prefect_gmat.errors import PrefectGmatError, SweepSpecError
+from prefect_gmat.study.request import knob_flags, knob_names
 
 if TYPE_CHECKING:
     from prefect_gmat.api import SweepKnobs
@@ -40,9 +41,9 @@ def _scalar(text: str) -> Any:
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    for cast in (int, float):
+    for convert in (int, float):
         try:
-            return cast(text)
+            return convert(text)
         except ValueError:
             pass
     return text.strip().strip("'\"")
@@ -78,39 +79,25 @@ def _print_frame(df: pd.DataFrame) -> None:
 
 
 def knob_values(args: argparse.Namespace) -> SweepKnobs:
-    """The shared knobs (see :func:`add_knobs`) as keywords for any API entry point."""
-    return {
-        "workers": args.workers,
-        "timeout": args.timeout,
-        "retries": args.retries,
-        "points_per_task": args.points_per_task,
-        "progress": False if args.no_progress else None,
-    }
+    """The knobs (see :func:`add_knobs`) as keywords for any API entry point."""
+    values: dict[str, Any] = {name: getattr(args, name) for name in knob_names()}
+    values["progress"] = False if args.no_progress else None
+    return cast("SweepKnobs", values)
 
 
-def _points_per_task(text: str) -> int | Literal["auto"]:
-    if text == "auto":
-        return "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a whole number") from None
-
-
-def add_knobs(parser: argparse.ArgumentParser) -> None:
-    """The options every command that runs points takes."""
-    parser.add_argument("--workers", type=int, help="engine processes (default: cores)")
-    parser.add_argument("--timeout", type=float, help="seconds per run before it is killed")
-    parser.add_argument("--retries", type=int, help="retries of transient failures")
-    parser.add_argument(
-        "--points-per-task",
-        type=_points_per_task,
-        metavar="N|auto",
-        help="points per Prefect task run (default auto: batch many short runs)",
-    )
+def add_knobs(parser: argparse.ArgumentParser, *, starts_study: bool = False) -> None:
+    """The options every command that runs points takes: one flag per knob of the sweep
+    request (:class:`~prefect_gmat.study.request.Knobs`), and ``--postprocess`` where
+    the command starts a study (a resumed or extended one keeps its recorded hook)."""
+    for _name, flag, keywords in knob_flags():
+        parser.add_argument(flag, **keywords)
     parser.add_argument(
         "--no-progress", action="store_true", help="no live progress line on the terminal"
     )
+    if starts_study:
+        parser.add_argument(
+            "--postprocess", metavar="MODULE:FUNCTION", help="per-run hook after each good run"
+        )
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -124,8 +111,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise SweepSpecError("no grid given; pass -g FIELD=VALUES at least once.", field="grid")
     knobs = knob_values(args)
     knobs["params"] = args.params
-    knobs["dask"] = args.dask
-    df = sweep(args.script, grid=grid, out=args.out, overwrite=args.overwrite, **knobs)
+    df = sweep(
+        args.script,
+        grid=grid,
+        out=args.out,
+        postprocess=args.postprocess,
+        overwrite=args.overwrite,
+        **knobs,
+    )
     _print_frame(df)
     return 0 if (df["__status"] == "ok").all() else 1
 
@@ -348,8 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--out", help="sweep directory")
     run.add_argument("--overwrite", action="store_true", help="replace a sweep already in --out")
     run.add_argument("--params", action="store_true", help="add swept fields as columns")
-    run.add_argument("--dask", help="run on dask: 'local' or a scheduler address")
-    add_knobs(run)
+    add_knobs(run, starts_study=True)
     run.set_defaults(func=_cmd_run)
 
     for name, text in (
@@ -378,9 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
         design.add_argument("--n", type=int, required=True, help="number of runs")
         design.add_argument("--seed", type=int, help="seed of the draws (default: drawn, recorded)")
         design.add_argument("-o", "--out", help="sweep directory")
-        design.add_argument("--postprocess", metavar="MODULE:FUNCTION", help="per-run hook")
         design.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
-        add_knobs(design)
+        add_knobs(design, starts_study=True)
         design.set_defaults(func=_cmd_design)
 
     samples = sub.add_parser("explicit", help="run the samples of a CSV or Parquet file")
@@ -389,9 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--samples", required=True, metavar="FILE", help="one column per field, one row per run"
     )
     samples.add_argument("-o", "--out", help="sweep directory")
-    samples.add_argument("--postprocess", metavar="MODULE:FUNCTION", help="per-run hook")
     samples.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
-    add_knobs(samples)
+    add_knobs(samples, starts_study=True)
     samples.set_defaults(func=_cmd_explicit)
 
     grow = sub.add_parser("extend", help="grow a Monte Carlo study to --n runs in total")

@@ -1,6 +1,6 @@
 """One object for a finished sweep in a notebook: ``open_sweep(out_or_bundle)``.
 
-No Prefect here. The object reads lazily: nothing is aggregated until asked.
+The object reads lazily: nothing is aggregated until asked.
 It offers gmat-sweep's ``Sweep.to_*`` readers under the same names, the
 statistics of :mod:`prefect_gmat.analysis.stats`, the failures with their causes, and an
 HTML view (``_repr_html_``) with the header, the design, status counts, the

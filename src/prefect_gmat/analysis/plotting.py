@@ -1,6 +1,6 @@
 """Plots of a sweep: corner, heatmap, quantile band, Monte Carlo convergence (``plot`` extra).
 
-No Prefect here. The four functions take gmat-sweep 0.6.0's arguments, so a
+The four functions take gmat-sweep 0.6.0's arguments, so a
 notebook migrates by changing its import, and draw more honestly:
 
 - axes are labelled with the GMAT name and its unit where GMAT documents one

@@ -1,6 +1,6 @@
 """Sobol sensitivity through SALib (the ``sensitivity`` extra), as gmat-sweep 0.6.0 does it.
 
-No Prefect here. :func:`sobol_sample` lays out a Saltelli design on the unit
+:func:`sobol_sample` lays out a Saltelli design on the unit
 cube with SALib and lifts each column through its field's distribution, so any
 ``perturb`` spec works, not only SALib's own few; the rows run as a sweep of
 explicit samples. :func:`sobol_analyze` reduces the sweep's frame to one number

@@ -1,6 +1,6 @@
 """Statistics across a sweep's runs: quantile bands, run-to-run diffs, Monte Carlo convergence.
 
-No Prefect here. The three functions take the frame :func:`prefect_gmat.load_sweep`
+The three functions take the frame :func:`prefect_gmat.load_sweep`
 returns (``(run_id, time)`` index, ``__status`` last) and give what gmat-sweep
 0.6.0's functions of the same names give: same parameters, same output shape,
 same numbers (the operations follow gmat-sweep's, so a notebook migrates by

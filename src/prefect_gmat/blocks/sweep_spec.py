@@ -7,8 +7,9 @@ whatever its own parameters leave unset. Explicit flow parameters always win.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 from prefect.blocks.core import Block
 from pydantic import Field, model_validator
@@ -18,9 +19,10 @@ from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.runtime.naming import default_sweep_dir
 from prefect_gmat.runtime.sync import sync_value
 from prefect_gmat.study.designs import LatinHypercubeDesign, MonteCarloDesign
+from prefect_gmat.study.request import Knobs, Points, SweepRequest
 from prefect_gmat.study.spec import SweepSpec
 
-__all__ = ["GmatSweepSpec", "SweepInputs", "apply_blocks"]
+__all__ = ["GmatSweepSpec", "apply_blocks"]
 
 Value = float | int | str | bool
 
@@ -88,31 +90,33 @@ GmatSweepSpec(
 
     @model_validator(mode="after")
     def _one_kind_of_points(self) -> Self:
-        given = [self.grid, self.samples, self.samples_file, self.design]
-        if sum(kind is not None for kind in given) != 1:
-            raise ValueError(
-                "give exactly one of grid (values per field), samples (points), "
-                "samples_file (a CSV or Parquet file) or design (Monte Carlo, Latin hypercube)"
-            )
+        self.points().check_one_kind()
         return self
+
+    def points(self) -> Points:
+        return Points(
+            grid=self.grid, samples=self.samples, samples_file=self.samples_file, design=self.design
+        )
+
+    def request(self) -> SweepRequest:
+        """The sweep this block saves, as one request (``out`` a new directory under
+        ``out_base``, or unset)."""
+        return SweepRequest(
+            script=self.script,
+            points=self.points(),
+            postprocess=self.postprocess,
+            out=self.new_out(),
+            knobs=Knobs().filled_from(self),
+        )
 
     def sweep_spec(self) -> SweepSpec:
         """Validate the saved sweep as a run would (the script, a samples file must exist here).
 
         A design without a seed draws one here; the flow draws its own when it runs.
         """
-        from prefect_gmat.study.sweepdir import design_for
-
-        if self.grid is not None:
-            spec = SweepSpec.from_grid(self.script, self.grid)
-        elif self.design is not None:
-            design, _ = design_for(
-                None, self.design.kind, self.design.perturbations(), self.design.n, self.design.seed
-            )
-            spec = SweepSpec.from_design(self.script, design)
-        else:
-            spec = SweepSpec.from_samples(self.script, self.samples or self.samples_file)
-        return spec.with_postprocess(self.postprocess)
+        spec = replace(self.request(), out=None).spec(None, note=lambda _: None)
+        assert spec is not None  # one kind of points is given (checked when built)
+        return spec
 
     def new_out(self) -> str | None:
         """This flow run's sweep directory under ``out_base`` (None: the flow picks one)."""
@@ -127,62 +131,39 @@ GmatSweepSpec(
         give a schedule ``sweep_spec=<block name>`` instead, and each flow run then
         picks its own directory under ``out_base``.
         """
-        params: dict[str, Any] = {"script": self.script}
-        keys = ("grid", "samples", "samples_file", "postprocess", "workers", "timeout")
-        for key in (*keys, "installation"):
-            value = getattr(self, key)
-            if value is not None:
-                params[key] = value
-        if self.design is not None:
-            params["design"] = self.design.model_dump()
-        out = self.new_out()
-        if out is not None:
-            params["out"] = out
+        params = self.request().flow_parameters()
+        if self.installation is not None:
+            params["installation"] = self.installation
         return params
 
 
-class SweepInputs(NamedTuple):
-    """The sweep flow's parameters that blocks can supply."""
-
-    script: str | None
-    grid: dict[str, list[Value]] | None
-    samples: list[dict[str, Value]] | None
-    out: str | None
-    workers: int | None
-    timeout: float | None
-    gmat_root: str | None
-    design: MonteCarloDesign | LatinHypercubeDesign | None = None
-    samples_file: str | None = None
-    postprocess: str | None = None
-
-
 def apply_blocks(
-    given: SweepInputs, *, installation: str | None, sweep_spec: str | None
-) -> SweepInputs:
-    """Fill unset flow parameters from the named blocks; explicit parameters win."""
-    script, grid, samples, out, workers, timeout, gmat_root = given[:7]
-    design, samples_file, postprocess = given.design, given.samples_file, given.postprocess
+    request: SweepRequest, *, installation: str | None, sweep_spec: str | None
+) -> SweepRequest:
+    """Fill what ``request`` leaves unset from the named blocks, field by field name.
+
+    Explicit parameters win: the saved points only when the request gives none, each
+    knob only where the request left it unset.
+    """
     if sweep_spec is not None:
         saved: GmatSweepSpec = sync_value(GmatSweepSpec.load(sweep_spec))
-        if grid is None and samples is None and design is None and samples_file is None:
-            grid, samples = saved.grid, saved.samples
-            design, samples_file = saved.design, saved.samples_file
-        postprocess = postprocess or saved.postprocess
-        script = script or saved.script
-        out = out or saved.new_out()
-        workers = workers if workers is not None else saved.workers
-        timeout = timeout if timeout is not None else saved.timeout
-        if installation is None and gmat_root is None:
+        request = replace(
+            request,
+            script=request.script or saved.script,
+            points=request.points if request.points.kinds() else saved.points(),
+            postprocess=request.postprocess or saved.postprocess,
+            out=request.out or saved.new_out(),
+            knobs=request.knobs.filled_from(saved),
+        )
+        if installation is None and request.knobs.gmat_root is None:
             installation = saved.installation
     if installation is not None:
-        if gmat_root is not None:
+        if request.knobs.gmat_root is not None:
             raise SweepSpecError(
-                f"pass gmat_root or installation, not both (gmat_root={gmat_root!r}, "
-                f"installation={installation!r}).",
+                f"pass gmat_root or installation, not both (gmat_root="
+                f"{request.knobs.gmat_root!r}, installation={installation!r}).",
                 field="installation",
             )
         chosen: GmatInstallation = sync_value(GmatInstallation.load(installation))
-        gmat_root = chosen.engine_root()
-    return SweepInputs(
-        script, grid, samples, out, workers, timeout, gmat_root, design, samples_file, postprocess
-    )
+        request = replace(request, knobs=replace(request.knobs, gmat_root=chosen.engine_root()))
+    return request

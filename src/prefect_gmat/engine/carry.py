@@ -1,6 +1,6 @@
 """Bring a run's files to the sweep directory when the machine that ran it cannot write there.
 
-No Prefect here. A dask worker on another machine sees the flow's sweep
+A dask worker on another machine sees the flow's sweep
 directory only through shared storage. Where it can write it (the default, and
 any shared file system) runs write straight into it. Where it cannot,
 :func:`scratch_jobs` sends the runs to a local scratch directory,

@@ -1,6 +1,6 @@
 """Find a GMAT engine: a desktop install, or the pip ``gmatpy`` wheel behind a shim root.
 
-No Prefect here. The resolution order is: an explicit path, ``GMAT_ROOT``,
+The resolution order is: an explicit path, ``GMAT_ROOT``,
 ``gmat_run.locate_gmat()``'s platform search, then the pip engine. gmat-run only
 knows GMAT *install directories*, so for the wheel we build a directory shaped
 like one (the "shim root") once per wheel version, atomically, in a user cache.

@@ -1,6 +1,6 @@
 """Warm GMAT worker processes: start the engine once, run many scripts, survive crashes.
 
-No Prefect here. Each worker is forked from a template process, a fresh
+Each worker is forked from a template process, a fresh
 ``python -m prefect_gmat.engine.worker --template`` that has imported what a
 worker needs once (never the caller's ``__main__``, so an unguarded user script
 is not re-run); it bootstraps its own engine and then serves jobs over a socket,
@@ -59,7 +59,8 @@ __all__ = [
 
 _STARTUP_TIMEOUT = 120.0
 _STDERR_TAIL = 2000  # characters of a dead worker's output shown to the user
-_PACKAGE_PARENT = str(Path(__file__).resolve().parents[1])
+#: The directory that holds the ``prefect_gmat`` package (this module is __name__'s depth down).
+_PACKAGE_PARENT = str(Path(__file__).resolve().parents[__name__.count(".")])
 
 
 def _signal_name(number: int) -> str:
@@ -92,6 +93,10 @@ class _Process(Protocol):
     def poll(self) -> int | None: ...
 
     def kill(self) -> None: ...
+
+
+#: How long a failed start waits for a dying template's exit, to show what it printed.
+_TEMPLATE_EXIT_GRACE = 2.0
 
 
 class _Template:
@@ -393,9 +398,12 @@ class WorkerPool:
     def _template_tail(self) -> str:
         """What a template that died before forking printed (an import error, say)."""
         template = self._template
-        if template is None or template.alive():
+        if template is None:
             return ""
-        return _tail(template.output)
+        # The worker's death can be seen before its dying template's exit (a loaded machine).
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            template.process.wait(timeout=_TEMPLATE_EXIT_GRACE)
+        return "" if template.alive() else _tail(template.output)
 
     def _await_ready(self, worker: _Worker) -> None:
         if worker.ready:

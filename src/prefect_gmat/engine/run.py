@@ -1,6 +1,6 @@
 """One GMAT run inside a worker process: load fresh, override, run, write Parquet.
 
-No Prefect here. :func:`start_engine` is called once per worker process;
+:func:`start_engine` is called once per worker process;
 :func:`execute` once per run. ``execute`` never raises for a run fault: every
 failure becomes an :class:`Outcome` with a status, a cause a user can read and
 the GMAT log lines that explain it, because an exception from the engine

@@ -34,8 +34,12 @@ def _run_name() -> str:
 def summarise_sweep(out: str) -> dict[str, Any]:
     """Verify the sweep's bundle and publish what it holds; fails if the bundle is damaged.
 
-    ``out`` is the sweep directory (the ``gmat.sweep.out`` label of the event).
     A sweep archived elsewhere or not at all is summarised without a bundle.
+
+    Args:
+        out: The sweep directory to verify and summarise, as the `gmat.sweep.completed`
+            event's `gmat.sweep.out` label names it, e.g.
+            `/data/sweeps/leo_short-20261202-020000-1a2b3c4d`.
     """
     logger = get_run_logger()
     root = Path(out).expanduser().resolve()

@@ -19,16 +19,17 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.utilities.annotations import quote
 
-from prefect_gmat.blocks.sweep_spec import SweepInputs, apply_blocks
+from prefect_gmat.blocks.sweep_spec import apply_blocks
 from prefect_gmat.core.layout import RESULTS_DIR, run_dir_name
 from prefect_gmat.core.records import Outcome, RunJob
 from prefect_gmat.engine.carry import land
 from prefect_gmat.engine.pool import close_shared_pool, has_shared_pool, shared_pool
 from prefect_gmat.engine.run import failed_outcome
-from prefect_gmat.errors import ManifestError, SweepSpecError
+from prefect_gmat.errors import ManifestError
 from prefect_gmat.runtime import progress
 from prefect_gmat.runtime.events import emit_sweep_completed
 from prefect_gmat.runtime.limits import engine_slots
+from prefect_gmat.runtime.naming import default_sweep_dir
 from prefect_gmat.runtime.observability import SweepProgress, publish_summary
 from prefect_gmat.runtime.ui_plots import publish_plots, warm_plots
 from prefect_gmat.settings import get_settings
@@ -39,18 +40,9 @@ from prefect_gmat.study.batching import (
 )
 from prefect_gmat.study.designs import LatinHypercubeDesign, MonteCarloDesign
 from prefect_gmat.study.manifest import outcome_record
-from prefect_gmat.study.options import SweepOptions, resolve_options
-from prefect_gmat.study.spec import Point, SweepSpec
-from prefect_gmat.study.sweepdir import (
-    Mode,
-    SweepPlan,
-    design_for,
-    extension_spec,
-    lock_sweep_dir,
-    plan_sweep,
-    preflight,
-    seed_note,
-)
+from prefect_gmat.study.request import SweepOptions, SweepRequest
+from prefect_gmat.study.spec import Point
+from prefect_gmat.study.sweepdir import SweepPlan, lock_sweep_dir, plan_sweep, preflight
 from prefect_gmat.study.validation import check_against_engine
 from prefect_gmat.tasks.archive import archive_sweep
 from prefect_gmat.tasks.manifest import record_outcomes
@@ -354,43 +346,72 @@ def sweep_flow(
     allow_script_drift: bool = False,
     plot_metric: str | None = None,
 ) -> dict[str, Any]:
-    """Fly one GMAT script over a grid (or explicit samples) as task runs.
+    """Fly one GMAT script over a grid, samples or a study design, as Prefect task runs.
 
-    ``mode`` is ``new`` (continues the same sweep if ``out`` holds it, so a retried
-    flow run skips finished runs, and refuses a different one), ``overwrite``
-    (deletes it first), ``resume`` (runs what is not done) or ``retry_failed``.
-    With ``archive`` the last task writes ``<out>/sweep_bundle.zip``. Returns a
-    summary: the sweep directory, status counts, failures and the bundle.
-    ``installation`` names a GmatInstallation block (instead of ``gmat_root``);
-    ``sweep_spec`` names a GmatSweepSpec block that fills the parameters left unset.
-    ``dask`` runs the task runs on dask.distributed: ``"local"`` (a local cluster in this
-    process, one thread per engine) or a scheduler address such as ``tcp://host:8786``.
-    ``points_per_task``: "auto" (default) runs one point per task run unless many
-    short runs make batching worth it; a number fixes the points per task run.
-    ``plot_metric``: the report column the plot artifacts show (``auto`` picks
-    one, ``off`` publishes none); unset, the ``PREFECT_GMAT_PLOT_METRIC`` setting.
-    ``design`` is a Monte Carlo or Latin hypercube study instead of a grid (without a
-    seed one is drawn and recorded); ``samples_file`` a CSV or Parquet file of samples;
-    ``postprocess`` a per-run hook, ``"package.module:function"``. ``mode`` ``extend``
-    grows the Monte Carlo study in ``out`` to ``extend_to`` runs (a changed script only
-    with ``allow_script_drift``).
+    Every input is checked against the engine before anything is written or run.
+    Returns a summary: the sweep directory, status counts, failures and the bundle.
+
+    Args:
+        script: Path of the GMAT .script on the worker machine, e.g. `/data/leo.script`
+            (a relative path is taken from the flow run's working directory). Leave empty
+            to resume a sweep: its manifest names the script.
+        grid: Values per field; the sweep runs their cartesian product, e.g.
+            `{"Sat.SMA": [7000, 7100, 7200], "Sat.ECC": [0.001, 0.01]}`. Give one of grid,
+            samples, samples_file or design.
+        samples: Explicit points, one mapping per run, e.g.
+            `[{"Sat.SMA": 7000, "Sat.INC": 28.5}, {"Sat.SMA": 7250, "Sat.INC": 51.6}]`.
+        out: The sweep directory on the worker (manifest.jsonl, run-<id>/ Parquet files,
+            sweep_bundle.zip), e.g. `/data/sweeps/leo-sma`. Empty: a new directory under
+            the PREFECT_GMAT_OUTPUT_DIR setting, named after the script and this flow run.
+        workers: Engine processes, each running one GMAT run at a time, e.g. `4`. Empty:
+            one per core (the PREFECT_GMAT_WORKERS setting).
+        timeout: Seconds one run may take before its engine is killed and the run fails,
+            e.g. `600`. Empty: the PREFECT_GMAT_TIMEOUT setting.
+        retries: Retries of a run that failed transiently (timeout, crashed engine, I/O),
+            e.g. `2`; a run that fails the same way every time is not retried.
+        mode: `new` continues this same sweep if `out` holds it and refuses a different
+            one; `overwrite` deletes the sweep in `out` first; `resume` runs what is not
+            done; `retry_failed` re-runs failed runs; `extend` grows the Monte Carlo study
+            in `out` to `extend_to` runs.
+        gmat_root: A desktop GMAT install directory (holding bin/ and api/), e.g.
+            `/opt/gmat-R2026a`. Empty: GMAT_ROOT, an installed GMAT, else the pip engine.
+        retry_delay: Seconds before the first retry of a run, doubling each retry
+            (jittered), e.g. `1.0`.
+        archive: Write `<out>/sweep_bundle.zip` at the end: every output with its
+            SHA-256, verified, ready to hand on.
+        include_logs: Put each run's worker.log (with GMAT's own log) into the bundle.
+        installation: Name of a GMAT Installation block to run with, e.g. `lab-gmat`
+            (instead of gmat_root).
+        sweep_spec: Name of a GMAT Sweep Spec block, e.g. `leo-sma`; it fills every
+            parameter left empty here.
+        dask: Run the task runs on dask.distributed: `local` (a cluster in this process,
+            one thread per engine) or a scheduler address, e.g. `tcp://10.0.0.5:8786`.
+        points_per_task: Points per task run: `auto` batches many short runs (one task
+            run per point otherwise), or a number, e.g. `1` for one task run per point.
+        design: A Monte Carlo or Latin hypercube study, e.g. `{"kind": "monte_carlo",
+            "n": 200, "seed": 42, "perturb": {"Sat.SMA": {"dist": "normal", "mu": 7000,
+            "sigma": 5}}}`. Without a seed one is drawn and recorded in the manifest.
+        samples_file: A CSV or Parquet file on the worker, one column per field and one
+            row per run, e.g. `/data/dispersions.csv`.
+        postprocess: A hook called after each good run, `package.module:function`, e.g.
+            `mypkg.hooks:summarise`; it returns `{key: path}` of the files it wrote.
+        extend_to: With mode `extend`: the study's new total number of runs, e.g. `400`.
+        allow_script_drift: With mode `extend`: grow the study even though its script
+            changed since it ran (the manifest records which runs each script made).
+        plot_metric: The report column the flow run's plot artifacts show, e.g.
+            `Sat.Earth.SMA`; `auto` picks one, `off` publishes none. Empty: the
+            PREFECT_GMAT_PLOT_METRIC setting.
     """
+    parameters = dict(locals())  # every parameter by name, as given
     logger = get_run_logger()
+    request = SweepRequest.from_flow_parameters(parameters)
     if installation is not None or sweep_spec is not None:
-        given = SweepInputs(script, grid, samples, out, workers, timeout, gmat_root)
-        given = given._replace(design=design, samples_file=samples_file, postprocess=postprocess)
-        filled = apply_blocks(given, installation=installation, sweep_spec=sweep_spec)
-        script, grid, samples, out, workers, timeout, gmat_root = filled[:7]
-        design, samples_file, postprocess = filled.design, filled.samples_file, filled.postprocess
-    options = resolve_options(
-        out, workers, timeout, retries, gmat_root, script, retry_delay, dask, points_per_task
-    )
+        request = apply_blocks(request, installation=installation, sweep_spec=sweep_spec)
+    knobs = request.knobs
+    options = request.resolve(default_sweep_dir)
     # Under dask the engines run in dask's workers; here one engine only validates.
     local_pool = options.pool if options.dask is None else replace(options.pool, workers=1)
-    points = _Points(grid, samples, samples_file, design, extend_to, allow_script_drift)
-    spec = _spec_from_parameters(script, points, mode, options.out, logger)
-    if spec is not None and mode != "extend":
-        spec = spec.with_postprocess(postprocess)
+    spec = request.spec(options.out, note=logger.warning)
     # One engine slot per engine on this machine (a remote dask cluster's run elsewhere).
     remote = options.dask not in (None, "local")
     held = contextlib.ExitStack()  # released once the sweep's engines are stopped
@@ -399,10 +420,10 @@ def sweep_flow(
     try:
         pool = shared_pool(local_pool)
         if spec is not None:
-            preflight(options.out, spec, mode)
+            preflight(options.out, spec, request.mode)
             check_against_engine(spec, pool)  # before anything is written or run
         with lock_sweep_dir(options.out):
-            plan = plan_sweep(options.out, spec, options.engine, mode)
+            plan = plan_sweep(options.out, spec, options.engine, request.mode)
             logger.info(
                 "sweep %s: %d runs, %d already done, %d to run on %d workers (engine %s, %s)",
                 options.out,
@@ -414,12 +435,16 @@ def sweep_flow(
                 options.engine.source,
             )
             # matplotlib (0.75 s of CPU) is imported while the last second of runs goes on.
-            tally = _Dispatcher(plan, options, lambda: warm_plots(plot_metric)).run()
+            tally = _Dispatcher(plan, options, lambda: warm_plots(knobs.plot_metric)).run()
     finally:
         with held:  # released even if stopping the engines fails
             if started_pool:
                 close_shared_pool(local_pool)
-    bundle = archive_sweep(str(options.out), include_logs, overwrite=True) if archive else None
+    bundle = (
+        archive_sweep(str(options.out), knobs.include_logs, overwrite=True)
+        if knobs.archive
+        else None
+    )
     summary = {
         "out": str(options.out),
         "bundle": bundle,
@@ -431,70 +456,10 @@ def sweep_flow(
         "failures": {str(k): v for k, v in sorted(tally.failures.items())},
     }
     publish_summary(options.out, logger)
-    publish_plots(options.out, logger, plot_metric)  # never fails the sweep
+    publish_plots(options.out, logger, knobs.plot_metric)  # never fails the sweep
     emit_sweep_completed(summary, str(plan.spec.script))
     if tally.failed:
         logger.warning("%d of %d runs failed; see %s", tally.failed, len(plan.to_run), options.out)
     if (written := on_sweep_written.pop(str(options.out), None)) is not None:
         written()
     return summary
-
-
-@dataclass(frozen=True, slots=True)
-class _Points:
-    """The flow's parameters that say which points run."""
-
-    grid: dict[str, list[Any]] | None
-    samples: list[dict[str, Any]] | None
-    samples_file: str | None
-    design: MonteCarloDesign | LatinHypercubeDesign | None
-    extend_to: int | None
-    allow_script_drift: bool
-
-
-def _spec_from_parameters(
-    script: str | None, points: _Points, mode: Mode, out: Path, logger: Any
-) -> SweepSpec | None:
-    grid, samples, design = points.grid, points.samples, points.design
-    if mode == "extend":
-        if points.extend_to is None:
-            raise SweepSpecError(
-                "mode 'extend' grows the Monte Carlo study in out to extend_to runs; "
-                "pass extend_to (the new total number of runs).",
-                field="extend_to",
-            )
-        return extension_spec(
-            out, points.extend_to, script=script, allow_script_drift=points.allow_script_drift
-        )
-    kinds = [grid, samples, points.samples_file, design]
-    if sum(kind is not None for kind in kinds) > 1:
-        raise SweepSpecError(
-            "pass one of grid, samples, samples_file or design, not several", field="grid"
-        )
-    if script is None:
-        if mode in ("resume", "retry_failed"):
-            return None
-        raise SweepSpecError(
-            "script is required to start a sweep; pass the path of a GMAT .script.", field="script"
-        )
-    if grid is not None:
-        return SweepSpec.from_grid(script, grid)
-    if samples is not None:
-        return SweepSpec.from_samples(script, samples)
-    if points.samples_file is not None:
-        return SweepSpec.from_samples(script, points.samples_file)
-    if design is not None:
-        where = None if mode == "overwrite" else out
-        chosen, source = design_for(
-            where, design.kind, design.perturbations(), design.n, design.seed
-        )
-        note = seed_note(chosen, source)
-        if note is not None:
-            logger.warning(note)
-        return SweepSpec.from_design(script, chosen)
-    if mode in ("resume", "retry_failed"):
-        return None
-    raise SweepSpecError(
-        "pass grid= (values per field) or samples= (one mapping per run) to start a sweep.",
-        field="grid",
-    )

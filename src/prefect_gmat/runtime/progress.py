@@ -1,6 +1,6 @@
 """One live progress line on the terminal while a sweep started from Python or the CLI runs.
 
-No Prefect here. :func:`terminal_progress` shows the line on stderr for the
+:func:`terminal_progress` shows the line on stderr for the
 sweeps run inside it (by default only when stderr is a terminal); the flow
 calls :func:`report` as runs finish, which is a no-op when no line is shown,
 as in a deployment's flow run, where the UI's progress artifact serves. Log

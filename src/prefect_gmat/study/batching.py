@@ -1,6 +1,6 @@
 """Points per task run, and how one task run's points run with a retry each.
 
-No Prefect here. A Prefect task run costs about 45 ms of CPU (client and
+A Prefect task run costs about 45 ms of CPU (client and
 server), as much as a short GMAT run, and on a machine whose cores the engines
 keep busy that CPU is taken from the engines. So with ``points_per_task="auto"``
 :class:`BatchSizer` keeps one task run per point where that cost is small (a

@@ -1,6 +1,6 @@
 """Sweep bundles: one deterministic, self-verifying ``.zip`` per finished sweep.
 
-No Prefect here. The member layout is gmat-sweep 0.6.0's (``MANIFEST.hash``,
+The member layout is gmat-sweep 0.6.0's (``MANIFEST.hash``,
 ``README.md``, ``manifest.jsonl``, ``runs/run-<id>/...``, ``script/<name>``),
 so either tool reads the other's bundles. Unlike gmat-sweep, the bundled
 manifest keeps ``converged`` and ``solver_paths`` and the solver Parquet files

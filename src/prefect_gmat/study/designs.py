@@ -1,6 +1,6 @@
 """Designs of experiments: Monte Carlo and Latin hypercube draws, and samples from files.
 
-No Prefect, no engine. The draws are gmat-sweep 0.6.0's, value for value, so a
+The draws are gmat-sweep 0.6.0's, value for value, so a
 study migrates between the tools with identical numbers:
 
 - Monte Carlo: per-run seeds from ``numpy.random.SeedSequence(seed).spawn(n)``

@@ -1,6 +1,6 @@
 """Re-aggregate a sweep's per-run Parquet into one frame, exactly as gmat-sweep 0.6.0 does.
 
-No Prefect here. The frame has a ``(run_id, time)`` MultiIndex, the report's
+The frame has a ``(run_id, time)`` MultiIndex, the report's
 columns in file order (``time`` moved into the index), and ``__status`` last.
 A run that did not produce the report keeps one ``(run_id, NaT)`` row with its
 status, so failures stay visible. The operations (not just the result) follow

@@ -1,6 +1,6 @@
 """The sweep manifest: JSON Lines, schema_version 1, readable by gmat-sweep 0.6.0.
 
-No Prefect here. Line 1 is the header (script hash, versions, the parameter
+Line 1 is the header (script hash, versions, the parameter
 spec); every later line is one run's record, appended and fsynced as the run
 finishes, so a killed sweep leaves a manifest that is valid up to, at worst, a
 torn last line, which :func:`read_manifest` drops. The last record for a run

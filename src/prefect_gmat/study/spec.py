@@ -1,6 +1,6 @@
 """What a sweep runs: the script, the grid (or samples, or a design), and its run list.
 
-No Prefect, no engine. Grid semantics match gmat-sweep 0.6.0 so run ids agree:
+Grid semantics match gmat-sweep 0.6.0 so run ids agree:
 keys sorted lexicographically, then the cartesian product in
 ``itertools.product`` order, run ids 0..N-1 in that order. Values are
 normalised to plain JSON types here (NumPy numbers included), and anything the

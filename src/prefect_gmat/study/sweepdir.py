@@ -1,6 +1,6 @@
 """The sweep directory: refuse to clobber it, lock it, and decide what still has to run.
 
-No Prefect here. A directory holds at most one sweep: ``manifest.jsonl`` plus
+A directory holds at most one sweep: ``manifest.jsonl`` plus
 ``run-<id>/`` folders. Starting the same sweep (script and points) again
 continues it, running only what is not ok, so a rerun or a retried flow run
 skips finished work; starting a different one fails with the ways forward (a
@@ -50,14 +50,33 @@ __all__ = [
     "effective_parameter_spec",
     "extension_spec",
     "lock_sweep_dir",
+    "new_sweep_dir",
     "no_sweep_running",
     "outputs_intact",
     "plan_sweep",
     "preflight",
     "seed_note",
+    "sweep_dir_name",
 ]
 
 Mode = Literal["new", "resume", "retry_failed", "overwrite", "extend"]
+
+
+def sweep_dir_name(script: str | None, started: datetime, run_id: str | None = None) -> str:
+    """``<script stem>-<start, UTC>[-<flow run id[:8]>]``: a sweep directory made for ``out``.
+
+    Named after the flow run when there is one, not the clock, so a flow run retried
+    from the UI (same id, same scheduled start) finds and continues its own sweep,
+    while two runs scheduled in the same second still get their own directories.
+    """
+    stem = Path(script).stem if script else "sweep"
+    name = f"{stem}-{started.astimezone(UTC):%Y%m%d-%H%M%S}"
+    return f"{name}-{run_id[:8]}" if run_id else name
+
+
+def new_sweep_dir(base: Path, script: str | None) -> Path:
+    """A new sweep's directory under ``base``, named after the script and the time now."""
+    return base / sweep_dir_name(script, datetime.now(UTC))
 
 
 @contextmanager

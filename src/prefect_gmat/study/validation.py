@@ -1,6 +1,6 @@
 """Up-front checks of a sweep against the engine, before anything is run or written.
 
-No Prefect here. One warm worker loads the script and tries every swept field
+One warm worker loads the script and tries every swept field
 and distinct value on it; every problem found is reported at once, each with
 the fix, in one :class:`~prefect_gmat.errors.SweepSpecError`.
 """
