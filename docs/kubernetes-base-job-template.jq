@@ -26,6 +26,7 @@
 | .variables.properties.memory_limit.default = "1Gi"
 | .variables.properties.env.default = {
     "PREFECT_GMAT_OUTPUT_DIR": "/sweeps",
+    "PREFECT_GMAT_ALLOWED_PATHS": "/sweeps",
     "PREFECT_HOME": "/tmp/prefect-home",
     "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING"
   }

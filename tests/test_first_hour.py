@@ -16,19 +16,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat.engine.install import resolve_engine
 from prefect_gmat.engine.pool import WorkerPool
 from prefect_gmat.errors import EngineNotFoundError
-from tests.conftest import DEMO_SCRIPT
+from tests.support.paths import DEMO_SCRIPT
 
 pytestmark = pytest.mark.timeout(300)
-
-
-def _env() -> dict[str, str]:
-    """This session's server, so each child skips Prefect's temporary server start-up."""
-    return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
 def _tour(out: Path, marker: Path, knobs: str = "") -> str:
@@ -45,8 +39,14 @@ def _tour(out: Path, marker: Path, knobs: str = "") -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["file", "-c", "stdin"])
-def test_an_unguarded_script_runs_once_and_sweeps(tmp_path: Path, how: str) -> None:
+def test_an_unguarded_script_runs_once_and_sweeps(
+    tmp_path: Path, how: str, prefect_api_env: dict[str, str]
+) -> None:
+    """The tour's plain script; as a file in a first-time user's shell (Prefect's temporary
+    server, nothing stray printed), the other ways against the session's server."""
+    env = users_env(tmp_path / "home") if how == "file" else prefect_api_env
     out, marker = tmp_path / "leo", tmp_path / "marker.txt"
     code = _tour(out, marker)
     if how == "file":
@@ -61,18 +61,22 @@ def test_an_unguarded_script_runs_once_and_sweeps(tmp_path: Path, how: str) -> N
         args,
         input=stdin,
         cwd=tmp_path,
-        env=_env(),
+        env=env,
         capture_output=True,
         text=True,
         timeout=240,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "{'ok': 9}" in done.stdout
+    assert not [s for s in STRAY if s in done.stderr], done.stderr[-3000:]
     assert marker.read_text() == "top level ran\n", "a worker re-ran the user's script"
     assert (out / "sweep_bundle.zip").is_file()
 
 
-def test_an_unguarded_script_runs_once_on_a_local_dask_cluster(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_an_unguarded_script_runs_once_on_a_local_dask_cluster(
+    tmp_path: Path, prefect_api_env: dict[str, str]
+) -> None:
     """The README's ``dask="local"`` line: dask's worker processes would re-run the script."""
     out, marker = tmp_path / "leo", tmp_path / "marker.txt"
     script = tmp_path / "my_sweep.py"
@@ -80,7 +84,7 @@ def test_an_unguarded_script_runs_once_on_a_local_dask_cluster(tmp_path: Path) -
     done = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
-        env=_env(),
+        env=prefect_api_env,
         capture_output=True,
         text=True,
         timeout=240,
@@ -116,14 +120,36 @@ def test_an_engine_that_cannot_start_says_to_check_the_install(tmp_path: Path) -
     assert "GMAT_ROOT" in message and "reinstall" in message
 
 
-def _cli(*args: str, cwd: Path, tty: bool = False) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "prefect_gmat.cli", *args]
+#: What Prefect or a thread prints when an import races the interpreter's exit, or another
+#: import: none of it may reach a user's terminal.
+STRAY = (
+    "Traceback",
+    "Failed to initialize plugins",
+    "Exception in thread",
+    "can't register atexit",
+    "partially initialized module",
+    "Encountered exception",
+)
+
+
+def users_env(home: Path) -> dict[str, str]:
+    """A first-time user's shell: no PREFECT_API_URL, a fresh PREFECT_HOME of their own."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    home.mkdir(parents=True, exist_ok=True)
+    return {**env, "PREFECT_HOME": str(home)}
+
+
+def _cli(
+    *args: str, cwd: Path, env: dict[str, str], tty: bool = False
+) -> subprocess.CompletedProcess[str]:
+    # The console script as installed, as a user types it.
+    command = [str(Path(sys.executable).with_name("prefect-gmat")), *args]
     if tty:  # a real pseudo-terminal, as a user's shell gives it
         command = ["script", "-qefc", " ".join(command), "/dev/null"]
     return subprocess.run(
         command,
         cwd=cwd,
-        env={**_env(), "COLUMNS": "160", "TERM": "xterm"},
+        env={**env, "COLUMNS": "160", "TERM": "xterm"},
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
@@ -141,35 +167,91 @@ def _cli(*args: str, cwd: Path, tty: bool = False) -> subprocess.CompletedProces
         ("Create Spacecraft Sat\nSat.SMA = \n", "Sat.SMA=7000", "GMAT cannot load"),
     ],
 )
+@pytest.mark.slow
 def test_the_cli_refuses_bad_input_with_one_message(
     tmp_path: Path, content: str | None, option: str, expected: str
 ) -> None:
+    """In a first-time user's shell (no server, a new PREFECT_HOME): the message, exit 2,
+    nothing else (no import racing the exit), nothing written."""
     script = DEMO_SCRIPT
     if content is not None:
         script = tmp_path / "empty.script"
         script.write_text(content)
     out = tmp_path / "out"
-    done = _cli("run", str(script), "-g", option, "-o", str(out), cwd=tmp_path)
+    env = users_env(tmp_path / "home")
+    done = _cli("run", str(script), "-g", option, "-o", str(out), cwd=tmp_path, env=env)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("prefect-gmat: error: "), done.stderr
+    assert done.stderr.count("prefect-gmat: error: ") == 1, done.stderr
     assert expected in done.stderr
-    assert "Traceback" not in done.stderr and "Encountered exception" not in done.stderr
+    assert not [s for s in STRAY if s in done.stderr], done.stderr
+    assert done.stdout == ""
     assert not out.exists(), "a refused sweep wrote its directory"
 
 
+@pytest.mark.slow
+def test_a_call_after_importing_every_submodule_prints_nothing_stray(tmp_path: Path) -> None:
+    """As a docs generator or an IDE indexer does: every module imported, then a design
+    that the checks refuse; and the same for a plain import. Only the error is printed."""
+    code = textwrap.dedent(
+        f"""
+        import importlib, pkgutil, sys
+        import prefect_gmat
+        if sys.argv[1] == "walk":
+            for found in pkgutil.walk_packages(prefect_gmat.__path__, "prefect_gmat."):
+                importlib.import_module(found.name)
+        try:
+            prefect_gmat.monte_carlo({str(DEMO_SCRIPT)!r}, n=4, seed=1, out="out",
+                                     perturb={{"Sat.SMAA": ("normal", 7000, 5)}})
+        except prefect_gmat.SweepSpecError as exc:
+            print("refused:", exc.field)
+        """
+    )
+    for how in ("walk", "plain"):
+        env = users_env(tmp_path / f"home-{how}")
+        done = subprocess.run(
+            [sys.executable, "-c", code, how],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout == "refused: Sat.SMAA\n", done.stdout
+        assert not [s for s in STRAY if s in done.stderr], done.stderr[-3000:]
+        assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
 def test_the_progress_line_reaches_n_of_n_in_a_terminal(tmp_path: Path) -> None:
+    """In a real terminal of a first-time user's shell (Prefect's temporary server)."""
     if shutil.which("script") is None:
         pytest.skip("util-linux `script` is needed for a pseudo-terminal")
+    grid = "Sat.SMA=7000:7900:100"
     done = _cli(
-        "run", str(DEMO_SCRIPT), "-g", "Sat.SMA=7000:7900:100", "-o", "leo", cwd=tmp_path, tty=True
+        "run",
+        str(DEMO_SCRIPT),
+        "-g",
+        grid,
+        "-o",
+        "leo",
+        cwd=tmp_path,
+        env=users_env(tmp_path / "home"),
+        tty=True,
     )
     assert done.returncode == 0, done.stdout[-3000:]
+    assert not [s for s in STRAY if s in done.stdout], done.stdout[-3000:]
     assert "10/10 runs" in done.stdout  # script(1) puts the terminal's output on stdout
     assert "10 ok" in done.stdout and "runs/s" in done.stdout
 
 
-def test_no_progress_line_when_stderr_is_redirected(tmp_path: Path) -> None:
-    done = _cli("run", str(DEMO_SCRIPT), "-g", "Sat.SMA=7000:7200:100", "-o", "leo", cwd=tmp_path)
+@pytest.mark.slow
+def test_no_progress_line_when_stderr_is_redirected(
+    tmp_path: Path, prefect_api_env: dict[str, str]
+) -> None:
+    grid = "Sat.SMA=7000:7200:100"
+    done = _cli("run", str(DEMO_SCRIPT), "-g", grid, "-o", "leo", cwd=tmp_path, env=prefect_api_env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "runs/s" not in done.stderr and "3/3 runs" not in done.stderr
     assert "\x1b[" not in done.stderr  # no cursor control in a log file

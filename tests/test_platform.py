@@ -8,6 +8,7 @@ the module, started as a user would from the README, and stopped by process id
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -21,8 +22,6 @@ from prefect.client.schemas.filters import (
     DeploymentFilterId,
     FlowRunFilter,
     FlowRunFilterId,
-    LogFilter,
-    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, Log
 from prefect.states import AwaitingRetry
@@ -44,19 +43,19 @@ from prefect_gmat.runtime.observability import PROGRESS_KEY, SUMMARY_KEY
 from prefect_gmat.study.bundle import verify_bundle
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
-from tests.conftest import DATA, DEMO_SCRIPT, REPO, executions
-from tests.work_pool import (
+from tests.support.paths import DATA, DEMO_SCRIPT, REPO
+from tests.support.prefect_api import finished, logs_once, run_artifacts
+from tests.support.sweepdir import executions
+from tests.support.work_pool import (
     WorkerPlatform,
     assert_completed,
-    finished,
-    run_artifacts,
     wait_for,
     wait_for_events,
 )
 from tools.image import DOCKER_POOL
 from tools.local_server import LocalServer, prefect_command
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +66,8 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPlatfor
     env = {
         "PREFECT_WORKER_QUERY_SECONDS": "1",  # default 10 s: runs would wait to be picked up
         "PREFECT_GMAT_OUTPUT_DIR": str(root / "sweeps"),  # where event-started sweeps go
+        # A deployment's flow run reads and writes only here (the checkout: its scripts).
+        "PREFECT_GMAT_ALLOWED_PATHS": os.pathsep.join([str(root), str(REPO)]),
     }
     with LocalServer(root / "home", env=env) as server:
         assert server.startup_seconds is not None
@@ -111,17 +112,15 @@ def _finished_run_of(
 def _logs_once(
     client: SyncPrefectClient, run_id: UUID, needle: str, platform: WorkerPlatform
 ) -> list[Log]:
-    """The flow run's logs, once one containing ``needle`` is in.
-
-    A flow run's process ships its last logs after its final state is set, so
-    they can reach the server a moment after the run shows Completed.
-    """
-
-    def probe() -> list[Log] | None:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-        return logs if any(needle in log.message for log in logs) else None
-
-    return wait_for(f"a log line with {needle!r}", probe, platform)
+    """The flow run's logs, once one containing ``needle`` is in."""
+    return logs_once(
+        client,
+        run_id,
+        lambda logs: any(needle in log.message for log in logs),
+        f"a log line with {needle!r}",
+        timeout=platform.run_timeout,
+        diagnostics=platform.diagnostics,
+    )
 
 
 def test_deployment_run_with_parameters(platform: WorkerPlatform) -> None:

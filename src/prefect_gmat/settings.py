@@ -6,12 +6,14 @@ the built-in default.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["GmatSettings", "get_settings"]
 
@@ -98,8 +100,91 @@ class GmatSettings(BaseSettings):
         ),
     )
 
+    # Read by the flow only when a worker started it (a deployment's flow run): its
+    # parameters come from whoever can reach the server, so the worker's operator says
+    # what they may touch. The Python API and the CLI are not confined (see study.confine).
+    allowed_paths: Annotated[list[Path] | None, NoDecode] = Field(
+        default=None,
+        description=(
+            "Directories under which a deployment's flow run may read scripts, samples "
+            "files and GMAT installs and write sweeps: os.pathsep-separated, or a JSON "
+            "list. Unset or empty: the flow run's working directory."
+        ),
+    )
+    allowed_hooks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Postprocess hooks ('module:function') a deployment's flow run may call: "
+            "comma- or os.pathsep-separated, or a JSON list. Empty: none."
+        ),
+    )
+
+    @field_validator("allowed_paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        """Environment text as a JSON list, or os.pathsep-separated as PATH is."""
+        if not isinstance(value, str):
+            return value
+        entries = _json_list(value, "PREFECT_GMAT_ALLOWED_PATHS")
+        if entries is None:
+            entries = value.split(os.pathsep)
+        kept = [entry.strip() for entry in entries if entry.strip()]
+        return kept or None
+
+    @field_validator("allowed_hooks", mode="before")
+    @classmethod
+    def _split_hooks(cls, value: Any) -> Any:
+        """Environment text as a JSON list, or separated by commas, whitespace or os.pathsep.
+
+        On POSIX os.pathsep is ':', the hook's own separator: a hook always has exactly
+        one, so ``a.b:f:c.d:g`` still reads as two hooks, pair by pair.
+        """
+        if isinstance(value, str):
+            listed = _json_list(value, "PREFECT_GMAT_ALLOWED_HOOKS")
+            if listed is None:
+                listed = _paired_hooks(value)
+            value = listed
+        if not isinstance(value, list):
+            return value
+        hooks = [str(hook).strip() for hook in value if str(hook).strip()]
+        for hook in hooks:
+            if not _HOOK.fullmatch(hook):
+                raise ValueError(
+                    f"PREFECT_GMAT_ALLOWED_HOOKS: {hook!r} is not 'package.module:function'."
+                )
+        return hooks
+
     def resolved_workers(self) -> int:
         return self.workers or os.cpu_count() or 1
+
+
+_HOOK = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+
+
+def _json_list(text: str, name: str) -> list[str] | None:
+    """``text`` as a JSON list of strings; None when it is not JSON (plain separated text)."""
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} starts with '[' but is not a JSON list: {exc}") from None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{name} must be a JSON list of strings.")
+    return value
+
+
+def _paired_hooks(text: str) -> list[str]:
+    """Hooks separated by commas, whitespace, ';' or ':' (pairs of module and function)."""
+    hooks: list[str] = []
+    for chunk in re.split(r"[,;\s]+", text):
+        parts = chunk.split(":") if chunk else []
+        if len(parts) % 2:
+            raise ValueError(
+                f"PREFECT_GMAT_ALLOWED_HOOKS: {chunk!r} is not a list of 'module:function'."
+            )
+        hooks += [f"{module}:{name}" for module, name in zip(parts[::2], parts[1::2], strict=True)]
+    return hooks
 
 
 def get_settings() -> GmatSettings:

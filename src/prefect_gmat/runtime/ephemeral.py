@@ -11,6 +11,10 @@ this process at it for the sweep, so the server's start-up overlaps the
 up-front checks and the engine warm-up, and this process never imports the
 server. With ``PREFECT_API_URL`` set, or the ephemeral server disabled, it does
 nothing. A sweep refused by the checks stops the server it started.
+
+Its thread never imports Prefect (see ``runtime/imports.py``): Prefect's settings
+are read in the caller's thread, at once when Prefect is loaded already, else
+in :meth:`EarlyServer.use`, once the sweep has passed its checks.
 """
 
 from __future__ import annotations
@@ -75,38 +79,47 @@ class EarlyServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
         self._error: BaseException | None = None
-        # Not a daemon: it imports Prefect, and an interpreter exiting under a daemon
-        # thread's import can crash; stop() ends its wait, so the exit waits little.
-        self._thread = threading.Thread(target=self._start, name="prefect-server-start")
         self._stopped = threading.Event()
         self._starting = threading.Lock()  # stop() never misses a server being started
-        self._thread.start()
-
-    def _start(self) -> None:
-        try:
-            if os.environ.get("PREFECT_API_URL"):
-                return  # a running server: nothing to start (and no need to import Prefect)
-            # This thread and the server it starts yield the cores to the engines' start-up
-            # (a refused sweep waits for that, not for the server).
-            with contextlib.suppress(OSError, AttributeError):
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            # Importing Prefect here takes seconds: launch first when nothing says a server
-            # is configured (Prefect not loaded yet, so no in-process settings either).
-            early = "prefect" not in sys.modules and not _profile_names_a_server()
-            if early:
-                self._launch(dict(os.environ))
+        self._terminating = threading.Lock()
+        self._terminated = False
+        # Launched before Prefect is loaded: use() checks Prefect's settings still want it.
+        self._early = False
+        env: dict[str, str] | None = None
+        if os.environ.get("PREFECT_API_URL"):
+            pass  # a running server: nothing to start
+        elif "prefect" not in sys.modules:
+            # Importing Prefect takes seconds: launch first when nothing says a server is
+            # configured (Prefect not loaded yet, so no in-process settings either).
+            if not _profile_names_a_server():
+                self._early = True
+                env = dict(os.environ)
+        else:  # loaded already, so reading its settings here costs nothing
             from prefect.settings import (
                 PREFECT_API_URL,
                 PREFECT_SERVER_EPHEMERAL_ENABLED,
                 get_current_settings,
             )
 
-            if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-                self._terminate()  # a real server (or none allowed): Prefect's own behaviour
-                return
-            if not early:
-                env = get_current_settings().to_environment_variables(exclude_unset=True)
-                self._launch({**os.environ, **env})
+            if not PREFECT_API_URL.value() and PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+                settings = get_current_settings().to_environment_variables(exclude_unset=True)
+                env = {**os.environ, **settings}
+        # Not a daemon (it would be killed mid-Popen at exit); stop() ends its wait, so
+        # an exit waits little.
+        self._thread = threading.Thread(
+            target=self._start, args=(env,), name="prefect-server-start"
+        )
+        self._thread.start()
+
+    def _start(self, env: dict[str, str] | None) -> None:
+        if env is None:
+            return
+        try:
+            # This thread and the server it starts yield the cores to the engines' start-up
+            # (a refused sweep waits for that, not for the server).
+            with contextlib.suppress(OSError, AttributeError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            self._launch(env)
             self._wait_until_healthy()
         except BaseException as exc:  # Prefect then starts its own, and says why it cannot
             self._error = exc
@@ -181,12 +194,22 @@ class EarlyServer:
     def use(self) -> Iterator[None]:
         """Wait for the server, and point this process's Prefect at it for the block."""
         self._thread.join()
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_SERVER_EPHEMERAL_ENABLED,
+            temporary_settings,
+        )
+
+        if self._early and (
+            PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value()
+        ):  # Prefect's settings name a server (or allow none): its own behaviour
+            self.stop()
+            self.api_url = None
         if self.api_url is None:
             yield  # Prefect's own behaviour (its own temporary server, or the configured one)
             return
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
-        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: self.api_url}):
             try:
@@ -202,10 +225,16 @@ class EarlyServer:
             self._terminate()
 
     def _terminate(self) -> None:
-        """SIGTERM now; reap (or SIGKILL after 5 s) in the background, so the caller goes on."""
-        process = self._process
-        if process is None or process.poll() is not None:
-            return
+        """SIGTERM now; reap (or SIGKILL after 5 s) in the background, so the caller goes on.
+
+        Once only: stop() and this object's own thread (seeing the stop) both call it,
+        the thread maybe while the interpreter exits, when no thread may start.
+        """
+        with self._terminating:
+            process = self._process
+            if process is None or self._terminated or process.poll() is not None:
+                return
+            self._terminated = True
         process.terminate()
 
         def reap() -> None:
