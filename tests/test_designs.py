@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import psutil
 import pytest
-from prefect.settings import PREFECT_API_URL
 from scipy import stats  # type: ignore[import-untyped]
 
-from prefect_gmat import explicit, extend, latin_hypercube, monte_carlo, resume, verify_bundle
+from prefect_gmat import (
+    explicit,
+    extend,
+    latin_hypercube,
+    monte_carlo,
+    resume,
+    retry_failed,
+    verify_bundle,
+)
 from prefect_gmat.cli import main
 from prefect_gmat.core.records import Outcome, sha256_file
-from prefect_gmat.engine.install import shim_root
 from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
 from prefect_gmat.runtime.quiet import quiet_prefect
 from prefect_gmat.study.designs import (
@@ -38,17 +38,12 @@ from prefect_gmat.study.designs import (
 )
 from prefect_gmat.study.manifest import ManifestWriter, make_header, read_manifest
 from prefect_gmat.study.spec import canonical_script_sha256
-from tests.conftest import DATA, REPO, executions
-
-DISPERSION = DATA / "launch_dispersion.script"
-#: A launch slip (s) and the injection burn's three components (km/s), as tuples.
-PERTURB: dict[str, Any] = {
-    "LaunchDelay.Value": ("uniform", 0.0, 600.0),
-    "TOI.Element1": ("normal", 0.1, 0.002),
-    "TOI.Element2": ("normal", 0.0, 0.001),
-    "TOI.Element3": ("lognormal", -9.0, 0.5),
-}
-
+from tests.support.faults import SweepProcesses, kill_with_workers
+from tests.support.paths import DISPERSION
+from tests.support.points import DISPERSION_PERTURB as PERTURB
+from tests.support.reference import finish_reference, start_reference
+from tests.support.sweepdir import executions, file_hashes, record_lines
+from tests.support.waiting import wait_for_records
 
 # --- draws, without the engine -----------------------------------------------------------
 
@@ -224,22 +219,8 @@ def test_samples_columns_are_checked_against_the_fields_asked_for(tmp_path: Path
 # --- studies with the engine, against gmat-sweep itself -----------------------------------
 
 SEED = 20261128
-HOOK = "tests.postprocess_hooks:injection_summary"
-
-
-def gmat_sweep_steps(steps: list[dict[str, Any]]) -> subprocess.Popen[str]:
-    """Start gmat-sweep 0.6.0's steps (tests.gmat_sweep_designs) in one subprocess."""
-    env = {**os.environ, "GMAT_ROOT": str(shim_root())}
-    args = [sys.executable, "-m", "tests.gmat_sweep_designs", json.dumps(steps)]
-    return subprocess.Popen(args, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
-
-
-def record_lines(out: Path) -> list[str]:
-    return (out / "manifest.jsonl").read_text().splitlines()[1:]
-
-
-def file_hashes(out: Path) -> dict[str, str]:
-    return {str(p.relative_to(out)): sha256_file(p) for p in out.glob("run-*/*") if p.is_file()}
+HOOK = "tests.support.hooks:injection_summary"
+LATE_LAUNCHES_FAIL = "tests.support.hooks:refuses_late_launches"
 
 
 @dataclass
@@ -258,7 +239,7 @@ class Studies:
 
 
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
+def studies(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Studies:
     """One study of each kind by each tool, on the dispersion script (about 350 short runs)."""
     base = tmp_path_factory.mktemp("designs")
     common: dict[str, Any] = {"perturb": {k: list(v) for k, v in PERTURB.items()}, "seed": SEED}
@@ -266,7 +247,7 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
     lines60, files60 = record_lines(base / "ours"), file_hashes(base / "ours")
     shutil.copytree(base / "ours", base / "ours-for-them")
     script = str(DISPERSION)
-    reference = gmat_sweep_steps(
+    reference = start_reference(
         [
             {"op": "monte_carlo", "script": script, "out": str(base / "theirs"), "n": 60,
              **common, "postprocess": HOOK, "frame": str(base / "theirs60.pkl")},
@@ -284,11 +265,8 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
         ours_lhs = latin_hypercube(
             DISPERSION, n=10, **common, out=base / "ours-lhs", workers=2, archive=False
         )
-        _, errors = reference.communicate(timeout=600)
     finally:
-        if reference.poll() is None:
-            reference.kill()
-    assert reference.returncode == 0, errors[-3000:]
+        finish_reference(reference)
     return Studies(
         base=base,
         ours60=ours60,
@@ -306,6 +284,7 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
     )
 
 
+@pytest.mark.slow
 def test_a_monte_carlo_study_gives_gmat_sweeps_frame_header_and_hook_outputs(
     studies: Studies,
 ) -> None:
@@ -321,14 +300,12 @@ def test_a_monte_carlo_study_gives_gmat_sweeps_frame_header_and_hook_outputs(
         mine, other = ours.records[run_id], theirs.records[run_id]
         assert mine["overrides"] == other["overrides"]
         assert mine["postprocess_status"] == other["postprocess_status"] == "ok"
-        assert Path(mine["extra_outputs"]["injection"]).read_text() == (
-            Path(other["extra_outputs"]["injection"]).read_text()
-        )
-        assert mine["output_sha256"]["extra:injection"] == sha256_file(
-            mine["extra_outputs"]["injection"]
-        )
+        injection = ours.path.parent / mine["extra_outputs"]["injection"]  # ours: relative
+        assert injection.read_text() == Path(other["extra_outputs"]["injection"]).read_text()
+        assert mine["output_sha256"]["extra:injection"] == sha256_file(injection)
 
 
+@pytest.mark.slow
 def test_extending_60_to_90_gives_gmat_sweeps_extension_and_keeps_every_run(
     studies: Studies,
 ) -> None:
@@ -346,6 +323,7 @@ def test_extending_60_to_90_gives_gmat_sweeps_extension_and_keeps_every_run(
         assert "runs/run-89/injection.json" in bundle.namelist()
 
 
+@pytest.mark.slow
 def test_each_tool_extends_the_others_study(studies: Studies) -> None:
     first65 = studies.theirs90.loc[studies.theirs90.index.get_level_values("run_id") < 65]
     pd.testing.assert_frame_equal(studies.theirs_extending_ours, first65, check_exact=True)
@@ -358,6 +336,7 @@ def test_each_tool_extends_the_others_study(studies: Studies) -> None:
     assert effective_parameter_spec(grown)["n"] == 65
 
 
+@pytest.mark.slow
 def test_a_latin_hypercube_gives_gmat_sweeps_frame_and_refuses_to_grow(studies: Studies) -> None:
     pd.testing.assert_frame_equal(studies.ours_lhs, studies.theirs_lhs, check_exact=True)
     before = (studies.base / "ours-lhs" / "manifest.jsonl").read_bytes()
@@ -366,6 +345,7 @@ def test_a_latin_hypercube_gives_gmat_sweeps_frame_and_refuses_to_grow(studies: 
     assert (studies.base / "ours-lhs" / "manifest.jsonl").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_extend_refusals_before_any_run(studies: Studies, tmp_path: Path) -> None:
     out = studies.base / "ours"
     before = (out / "manifest.jsonl").read_bytes()
@@ -388,6 +368,8 @@ def test_extend_refusals_before_any_run(studies: Studies, tmp_path: Path) -> Non
         extend(grid, n=5)
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_perturbing_fields_the_script_cannot_take_is_refused_before_any_run(
     tmp_path: Path,
 ) -> None:
@@ -406,6 +388,8 @@ def test_perturbing_fields_the_script_cannot_take_is_refused_before_any_run(
     assert not out.exists()
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_samples_from_a_csv_and_a_hook_that_raises_on_some_runs(tmp_path: Path) -> None:
     """The hook fails its run (not retried, told apart from GMAT); its outputs are checked."""
     from gmat_sweep import Manifest
@@ -417,7 +401,7 @@ def test_samples_from_a_csv_and_a_hook_that_raises_on_some_runs(tmp_path: Path) 
         DISPERSION,
         path,
         out=out,
-        postprocess="tests.postprocess_hooks:refuses_late_launches",
+        postprocess=LATE_LAUNCHES_FAIL,
         workers=1,
         retries=2,
         params=True,
@@ -431,36 +415,30 @@ def test_samples_from_a_csv_and_a_hook_that_raises_on_some_runs(tmp_path: Path) 
         assert record["failure"] == "postprocess" and record["postprocess_status"] == "failed"
         assert record["attempts"] == 1 and "launch slipped" in record["error"]
     assert records[0]["postprocess_status"] == "ok"
-    assert records[0]["extra_outputs"] == {"injection": str(out / "run-0" / "injection.json")}
+    assert records[0]["extra_outputs"] == {"injection": "run-0/injection.json"}
     entries = Manifest.load(out / "manifest.jsonl").entries  # gmat-sweep reads the fields
     statuses = {e.run_id: e.postprocess_status for e in entries}
     assert statuses == {0: "ok", 1: "failed", 2: "ok", 3: "failed"}
-    # a hook output that changed makes its run run again on resume, as a report would
+    # a hook output that changed makes its run run again on resume, as a report would;
+    # the hook's failures are settled (the same input fails again): retry_failed re-runs them
     (out / "run-2" / "injection.json").write_text("{}")
     resume(out, workers=1, archive=False)
+    assert executions(out) == {0: 1, 1: 1, 2: 2, 3: 1}
+    retry_failed(out, workers=1, archive=False)
     assert executions(out) == {0: 1, 1: 2, 2: 2, 3: 2}
 
 
-def test_a_killed_unseeded_study_resumes_with_the_same_draws(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_killed_unseeded_study_resumes_with_the_same_draws(
+    tmp_path: Path, sweep_processes: SweepProcesses
+) -> None:
     from gmat_sweep.grids import expand_monte_carlo_to_run_specs
 
     out = tmp_path / "killed"
     n = 400  # the kill lands mid-study: the first manifest flush holds 45-76 runs here
-    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-    args = [sys.executable, "-m", "tests.designs_subprocess", str(out), str(n)]
-    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 180
-        while not (out / "manifest.jsonl").is_file() or len(record_lines(out)) < 8:
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
-        workers = psutil.Process(proc.pid).children(recursive=True)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        psutil.wait_procs(workers, timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc = sweep_processes.start("monte_carlo", out, n)
+    wait_for_records(out, 8, proc)
+    kill_with_workers(proc)
     before = read_manifest(out)
     seed = before.header["sweep_seed"]
     assert isinstance(seed, int) and before.header["parameter_spec"]["seed"] == seed
@@ -473,12 +451,14 @@ def test_a_killed_unseeded_study_resumes_with_the_same_draws(tmp_path: Path) -> 
     assert all(executions(out)[i] == 1 for i in before.ok_ids())
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_the_cli_runs_and_extends_a_monte_carlo_study(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "cli"
     perturb = "--perturb TOI.Element1=normal:0.1:0.002 --perturb LaunchDelay.Value=uniform:0:600"
-    hook = "--postprocess tests.postprocess_hooks:refuses_late_launches"  # > 300 s fails
+    hook = f"--postprocess {LATE_LAUNCHES_FAIL}"  # > 300 s fails
     command = f"mc {DISPERSION} {perturb} --n 4 --seed 9 -o {out} {hook} --workers 1"
     assert main(command.split()) == 1  # launch delays 53, 360, 92, 314 s: two failed runs
     header = read_manifest(out).header
@@ -515,6 +495,8 @@ def test_the_cli_runs_and_extends_a_monte_carlo_study(
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_the_flow_takes_a_design_as_the_ui_run_form_sends_it(tmp_path: Path) -> None:
     from prefect.utilities.callables import parameter_schema
 

@@ -169,7 +169,7 @@ def test_the_block_fills_knobs_by_field_name(tmp_path: Path) -> None:
     assert request.points == Points(grid={"Sat.SMA": [7000]})
     assert Path(str(request.out)).parent == tmp_path
     shared = set(GmatSweepSpec.model_fields) & set(knob_names())
-    assert shared == {"workers", "timeout"}  # the knobs a saved sweep may carry
+    assert shared == {"workers", "timeout", "max_failures"}  # knobs a saved sweep may carry
 
 
 def _deployed_flows() -> list[tuple[str, Any]]:

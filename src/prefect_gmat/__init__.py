@@ -15,6 +15,7 @@ from prefect_gmat.api import (
     latin_hypercube,
     load_sweep,
     monte_carlo,
+    plan,
     resume,
     retry_failed,
     sweep,
@@ -23,6 +24,7 @@ from prefect_gmat.core import records as _records
 from prefect_gmat.errors import (
     BundleError,
     EngineNotFoundError,
+    FailureBudgetError,
     ManifestError,
     PrefectGmatError,
     RunError,
@@ -39,6 +41,7 @@ sys.modules.setdefault(f"{__name__}.runner", _records)
 __all__ = [
     "BundleError",
     "EngineNotFoundError",
+    "FailureBudgetError",
     "ManifestError",
     "PrefectGmatError",
     "RunError",
@@ -55,6 +58,7 @@ __all__ = [
     "mc_convergence",
     "monte_carlo",
     "open_sweep",
+    "plan",
     "resume",
     "retry_failed",
     "sobol_analyze",

@@ -11,7 +11,6 @@ back from the sweep directory. Each builds one
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import signal
@@ -26,10 +25,13 @@ import pandas as pd
 from prefect_gmat.engine.pool import PoolConfig, close_shared_pool, shared_pool
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.runtime.ephemeral import EarlyServer
+from prefect_gmat.runtime.imports import BackgroundImport
 from prefect_gmat.runtime.progress import terminal_progress
 from prefect_gmat.runtime.quiet import quiet_prefect
+from prefect_gmat.study.convergence import study_so_far
 from prefect_gmat.study.frame import aggregate
 from prefect_gmat.study.manifest import read_manifest
+from prefect_gmat.study.plan import SweepCost, plan_request
 from prefect_gmat.study.request import Knobs, Points, StudyDesign, SweepRequest
 from prefect_gmat.study.sweepdir import new_sweep_dir, preflight
 from prefect_gmat.study.validation import check_against_engine
@@ -41,6 +43,7 @@ __all__ = [
     "latin_hypercube",
     "load_sweep",
     "monte_carlo",
+    "plan",
     "resume",
     "retry_failed",
     "run_request",
@@ -81,6 +84,8 @@ class SweepKnobs(TypedDict, total=False):
     """Run the task runs on dask.distributed: "local" or a scheduler address."""
     plot_metric: str | None
     """The report column the flow run's plot artifacts show: "auto", a column, or "off"."""
+    max_failures: int | float | None
+    """Stop starting runs once more fail than this: a count, or a fraction of the runs."""
     progress: bool | None
     """Show a live progress line on stderr (default: when stderr is a terminal)."""
     report: str | None
@@ -124,14 +129,24 @@ def sweep(
     return _start(script, points, postprocess, out, overwrite, knobs)
 
 
-def resume(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
-    """Finish an interrupted sweep from its manifest alone; finished runs are not redone."""
-    return run_request(SweepRequest(out=os.fspath(out), mode="resume"), knobs)
+def resume(
+    out: PathLike, *, script: PathLike | None = None, **knobs: Unpack[SweepKnobs]
+) -> pd.DataFrame:
+    """Finish an interrupted sweep from its manifest alone; finished runs are not redone.
+
+    ``out`` may have moved since: its runs are found in it, and its script by its
+    SHA-256 (recorded path, in or beside ``out``); ``script`` names it otherwise.
+    """
+    where = None if script is None else os.fspath(script)
+    return run_request(SweepRequest(script=where, out=os.fspath(out), mode="resume"), knobs)
 
 
-def retry_failed(out: PathLike, **knobs: Unpack[SweepKnobs]) -> pd.DataFrame:
-    """Re-run only the runs whose last record is a failure."""
-    return run_request(SweepRequest(out=os.fspath(out), mode="retry_failed"), knobs)
+def retry_failed(
+    out: PathLike, *, script: PathLike | None = None, **knobs: Unpack[SweepKnobs]
+) -> pd.DataFrame:
+    """Re-run only the runs whose last record is a failure (``script`` as for :func:`resume`)."""
+    where = None if script is None else os.fspath(script)
+    return run_request(SweepRequest(script=where, out=os.fspath(out), mode="retry_failed"), knobs)
 
 
 def monte_carlo(
@@ -141,6 +156,7 @@ def monte_carlo(
     seed: int | None = None,
     out: PathLike | None = None,
     *,
+    until: Mapping[str, Any] | None = None,
     postprocess: str | None = None,
     overwrite: bool = False,
     **knobs: Unpack[SweepKnobs],
@@ -153,9 +169,16 @@ def monte_carlo(
     draws a seed from the OS and records it, so the study still resumes and grows with
     the same draws (:func:`extend`). ``postprocess`` names a per-run hook,
     ``"package.module:function"``. See :class:`SweepKnobs` for the other keywords.
+
+    ``until={"metric": "Sat.X", "se": 20.0}`` (or ``"rel_se"``) stops the study once
+    the standard error of the mean of the metric's final value per ok run is that
+    small: ``n`` is then the cap, the study grows in rounds, and the manifest header's
+    ``until`` records each round's statistic and why it stopped. A study stopped at
+    ``k`` runs is ``monte_carlo(n=k)``, draw for draw.
     """
     design = StudyDesign("monte_carlo", perturb, n, seed)
-    return _start(script, Points(design=design), postprocess, out, overwrite, knobs)
+    points = Points(design=design, until=until)
+    return _start(script, points, postprocess, out, overwrite, knobs)
 
 
 def latin_hypercube(
@@ -193,6 +216,66 @@ def explicit(
     names the row and the column), as gmat-sweep's ``explicit`` command reads a file.
     """
     return _start(script, Points(samples=samples), postprocess, out, overwrite, knobs)
+
+
+def plan(
+    script: PathLike,
+    grid: Mapping[str, Iterable[Any]] | None = None,
+    out: PathLike | None = None,
+    *,
+    samples: Sequence[Mapping[str, Any]] | PathLike | pd.DataFrame | None = None,
+    design: StudyDesign | Mapping[str, Any] | None = None,
+    postprocess: str | None = None,
+    overwrite: bool = False,
+    pilots: int | None = None,
+    **knobs: Unpack[SweepKnobs],
+) -> SweepCost:
+    """What a sweep will cost, before it runs: runs, wall time, task runs and disk.
+
+    Takes what :func:`sweep` takes (one of ``grid``, ``samples`` or a Monte Carlo or Latin
+    hypercube ``design``: ``StudyDesign("monte_carlo", perturb, n, seed)`` or the flow's
+    form, ``{"kind": "monte_carlo", "perturb": {...}, "n": 200, "seed": 42}``), checks
+    it as the sweep would, and runs ``pilots`` of its own points per engine (default 3)
+    on the engines the sweep would use, in a temporary directory that is removed:
+    nothing is recorded, nothing is written under ``out``. The returned
+    :class:`~prefect_gmat.study.plan.SweepCost` has ``seconds`` (the call to the frame),
+    ``task_runs``, ``bytes`` and how each was got; ``print(cost.describe())`` or
+    ``cost.to_dict()``. The frame keywords (``progress``, ``report``, ...) are ignored.
+    """
+    request = SweepRequest(
+        script=os.fspath(script),
+        # Points takes a design's JSON form too (it validates a mapping into the model).
+        points=Points(grid=grid, samples=samples, design=cast(Any, design)),
+        postprocess=postprocess,
+        out=None if out is None else os.fspath(out),
+        mode="overwrite" if overwrite else "new",
+    )
+    given = {k: v for k, v in knobs.items() if k not in _FRAME_KNOBS}
+    request = replace(request, knobs=Knobs.from_mapping(given))
+    # Whether the sweep would find a running server: Prefect's settings say (a profile, a
+    # test harness), read while the pilots run (importing Prefect takes a second or two).
+    answer: list[bool] = []
+    asking = threading.Thread(target=lambda: answer.append(_server_configured()))
+    asking.start()
+
+    def server() -> bool:
+        asking.join()
+        return bool(answer and answer[0])
+
+    try:
+        return plan_request(request, server=server, pilots_per_engine=pilots)
+    finally:
+        asking.join()
+
+
+def _server_configured() -> bool:
+    """True when a sweep here would run against a running Prefect server, not a temporary
+    one (``PREFECT_API_URL`` in the environment, a profile or the active settings)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
 
 
 def extend(
@@ -347,12 +430,6 @@ _FLOW_RUN_IMPORTS = (
 )
 
 
-def _import_flow() -> None:
-    """Import Prefect and the flow while the engines start and the sweep is checked."""
-    for module in _FLOW_RUN_IMPORTS:
-        importlib.import_module(module)
-
-
 def _run(request: SweepRequest, frame: _FrameReader, shown: SweepKnobs) -> dict[str, Any]:
     """Check everything, then run the flow; Prefect starts only once the checks pass.
 
@@ -362,18 +439,26 @@ def _run(request: SweepRequest, frame: _FrameReader, shown: SweepKnobs) -> dict[
     """
     options = request.resolve(new_sweep_dir)
     spec = request.spec(options.out, note=_log.warning)
-    checked = preflight(options.out, spec, request.mode)
+    now, goal = spec, request.points.target
+    if goal is not None and spec is not None:  # checked at the round it starts with
+        now = study_so_far(options.out, spec, goal, options.pool.workers, request.mode)
+    checked = preflight(options.out, now, request.mode)
     # Under dask the engines run in dask's workers; here one engine only checks the sweep.
     local = options.pool if options.dask is None else replace(options.pool, workers=1)
     server = EarlyServer()
     pool = shared_pool(local)
-    # Not a daemon: a daemon thread still importing when a refused sweep's interpreter
-    # exits can crash the exit (SIGSEGV/SIGABRT seen in CI); the exit waits for it instead.
-    flow_import = threading.Thread(target=_import_flow, name="flow-import")
-    flow_import.start()
+    # The one thread that imports Prefect in the background (see runtime/imports.py).
+    flow_import = BackgroundImport(_FLOW_RUN_IMPORTS)
     try:
-        check_against_engine(checked, pool)
-        flow_import.join()
+        try:
+            check_against_engine(checked, pool)
+        except BaseException:
+            flow_import.cancel()  # a refused sweep imports no more than the module under way
+            raise
+        finally:
+            # Refused or not, go on (or return) only once nothing imports in the
+            # background: an interpreter that exits under that import breaks it.
+            flow_import.join()
         from prefect_gmat.flows.sweep import on_sweep_written, sweep_flow
 
         pinned = request.pinned(spec, options)

@@ -13,6 +13,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, Any, cast
 import pandas as pd
 
 from prefect_gmat.core.layout import BUNDLE_NAME
-from prefect_gmat.errors import PrefectGmatError, SweepSpecError
-from prefect_gmat.study.request import knob_flags, knob_names
+from prefect_gmat.errors import FailureBudgetError, PrefectGmatError, SweepSpecError
+from prefect_gmat.study.request import StudyDesign, knob_flags, knob_names
 
 if TYPE_CHECKING:
     from prefect_gmat.api import SweepKnobs
@@ -98,6 +99,13 @@ def add_knobs(parser: argparse.ArgumentParser, *, starts_study: bool = False) ->
         parser.add_argument(
             "--postprocess", metavar="MODULE:FUNCTION", help="per-run hook after each good run"
         )
+        parser.add_argument(
+            "--plan",
+            action="store_true",
+            help="run nothing: print what the sweep will cost (runs, seconds, task runs, "
+            "disk), from a few pilot runs in a temporary directory",
+        )
+        parser.add_argument("--json", action="store_true", help="with --plan: as one JSON object")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -109,6 +117,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         grid = dict(parse_grid_option(g) for g in args.grid or [])
     if not grid:
         raise SweepSpecError("no grid given; pass -g FIELD=VALUES at least once.", field="grid")
+    if args.plan or args.json:
+        return _show_plan(args, grid=grid)
     knobs = knob_values(args)
     knobs["params"] = args.params
     df = sweep(
@@ -127,7 +137,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     from prefect_gmat.api import resume, retry_failed
 
     action = retry_failed if args.command == "retry-failed" else resume
-    df = action(args.out, **knob_values(args))
+    df = action(args.out, script=args.script, **knob_values(args))
     _print_frame(df)
     return 0 if (df["__status"] == "ok").all() else 1
 
@@ -147,10 +157,37 @@ def _perturb_options(options: Sequence[str]) -> dict[str, Any]:
     return perturb
 
 
+def parse_until_option(option: str) -> dict[str, Any]:
+    """``METRIC:se=X`` or ``METRIC:rel_se=X`` to ``until``'s mapping."""
+    metric, _, target = option.rpartition(":")
+    kind, sep, value = target.partition("=")
+    if not metric or not sep or kind not in ("se", "rel_se"):
+        raise SweepSpecError(
+            f"--until {option!r} is not METRIC:se=VALUE or METRIC:rel_se=VALUE; write e.g. "
+            "--until Sat.Earth.SMA:se=0.5.",
+            field="until",
+        )
+    return {"metric": metric, kind: _scalar(value)}
+
+
 def _cmd_design(args: argparse.Namespace) -> int:
     from prefect_gmat.api import latin_hypercube, monte_carlo
 
-    study = monte_carlo if args.command == "mc" else latin_hypercube
+    extra: dict[str, Any] = {}
+    if args.command == "mc":
+        study: Any = monte_carlo
+        if args.until:
+            extra["until"] = parse_until_option(args.until)
+    else:
+        study = latin_hypercube
+    if args.plan or args.json:
+        design = StudyDesign(
+            "monte_carlo" if args.command == "mc" else "latin_hypercube",
+            _perturb_options(args.perturb),
+            args.n,
+            args.seed,
+        )
+        return _show_plan(args, design=design, **extra)
     df = study(
         args.script,
         n=args.n,
@@ -159,15 +196,41 @@ def _cmd_design(args: argparse.Namespace) -> int:
         out=args.out,
         postprocess=args.postprocess,
         overwrite=args.overwrite,
+        **extra,
         **knob_values(args),
     )
     _print_frame(df)
     return 0 if (df["__status"] == "ok").all() else 1
 
 
+def _show_plan(args: argparse.Namespace, **points: Any) -> int:
+    """``--plan``: print what the command would cost, as text or (``--json``) one JSON object.
+    Nothing is run but a few pilot points, in a temporary directory."""
+    from prefect_gmat.api import plan
+
+    if not args.plan:
+        raise SweepSpecError("--json prints the plan; give it with --plan.", field="json")
+    notes: tuple[str, ...] = ()
+    if points.pop("until", None) is not None:
+        notes = (f"with --until the study stops once converged: at most {args.n} runs",)
+    cost = plan(
+        args.script,
+        out=args.out,
+        postprocess=args.postprocess,
+        overwrite=args.overwrite,
+        **points,
+        **knob_values(args),
+    ).for_command()
+    cost = replace(cost, notes=cost.notes + notes)
+    print(cost.to_json() if args.json else cost.describe())
+    return 0
+
+
 def _cmd_explicit(args: argparse.Namespace) -> int:
     from prefect_gmat.api import explicit
 
+    if args.plan or args.json:
+        return _show_plan(args, samples=args.samples)
     df = explicit(
         args.script,
         args.samples,
@@ -350,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("out", help="sweep directory")
+        p.add_argument("--script", help="the sweep's script, if it moved (checked by its SHA-256)")
         add_knobs(p)
         p.set_defaults(func=_cmd_resume)
 
@@ -367,7 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
             help="a field and its distribution: normal:MU:SIGMA, uniform:LO:HI or "
             "lognormal:MU:SIGMA; repeat for more fields",
         )
-        design.add_argument("--n", type=int, required=True, help="number of runs")
+        design.add_argument(
+            "--n", type=int, required=True, help="number of runs (with --until: at most)"
+        )
+        if name == "mc":
+            design.add_argument(
+                "--until",
+                metavar="METRIC:se=X",
+                help="stop once the standard error of the mean of METRIC's final value is at "
+                "most X (or METRIC:rel_se=X, relative to the mean); the study grows in rounds",
+            )
         design.add_argument("--seed", type=int, help="seed of the draws (default: drawn, recorded)")
         design.add_argument("-o", "--out", help="sweep directory")
         design.add_argument("--overwrite", action="store_true", help="replace a sweep in --out")
@@ -448,6 +521,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.func(args)
+    except FailureBudgetError as exc:  # runs failed, as with exit 1; not bad input
+        print(f"prefect-gmat: error: {exc}", file=sys.stderr)
+        return 1
     except PrefectGmatError as exc:
         print(f"prefect-gmat: error: {exc}", file=sys.stderr)
         return 2

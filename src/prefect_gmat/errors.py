@@ -12,6 +12,7 @@ from typing import Any
 __all__ = [
     "BundleError",
     "EngineNotFoundError",
+    "FailureBudgetError",
     "ManifestError",
     "PrefectGmatError",
     "RunError",
@@ -79,6 +80,19 @@ class RunError(PrefectGmatError):
     run_id: int | None = None
     cause: str | None = None
     log_excerpt: str | None = None
+
+
+class FailureBudgetError(PrefectGmatError):
+    """More runs failed than ``max_failures`` allows; the sweep stopped starting runs.
+
+    Payload: ``out`` (the sweep directory, every finished run recorded), ``failed``,
+    ``budget`` (the failures allowed) and ``causes`` (the most common, with counts).
+    """
+
+    out: str | None = None
+    failed: int | None = None
+    budget: int | None = None
+    causes: list[tuple[str, int]] | None = None
 
 
 class BundleError(PrefectGmatError):

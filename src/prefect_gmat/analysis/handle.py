@@ -6,6 +6,8 @@ statistics of :mod:`prefect_gmat.analysis.stats`, the failures with their causes
 HTML view (``_repr_html_``) with the header, the design, status counts, the
 failures and the bundle. A bundle is verified and unpacked into a temporary
 directory that lives as long as the object (or until :meth:`SweepResults.close`).
+A directory is read where it is now: its files are found in it however the
+records name them (relative paths, or absolute ones from where it once was).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from prefect_gmat.analysis.stats import sweep_summary
-from prefect_gmat.core.layout import BUNDLE_NAME, MANIFEST_NAME, split_gmat_log
+from prefect_gmat.core.layout import BUNDLE_NAME, MANIFEST_NAME, find_run_file, split_gmat_log
 from prefect_gmat.errors import SweepDirectoryError
 from prefect_gmat.study import frame as readers
 from prefect_gmat.study.bundle import BundleFacts, bundle_facts, extract_bundle
@@ -142,12 +144,20 @@ class SweepResults:
                     "cause": record.get("error") or stderr or "no cause recorded",
                     "gmat_log": (gmat_log or "").strip() or None,
                     "attempts": record.get("attempts"),
-                    "log_path": record.get("log_path"),
+                    "log_path": self._log_path(record),
                     "overrides": dict(record["overrides"]),
                 }
             )
         columns = ["run_id", "failure", "cause", "gmat_log", "attempts", "log_path", "overrides"]
         return pd.DataFrame(rows, columns=columns).set_index("run_id")
+
+    def _log_path(self, record: Mapping[str, Any]) -> str | None:
+        """The run's log where it is now (as recorded if it is not found)."""
+        raw = record.get("log_path")
+        if not raw:
+            return None
+        found = find_run_file(self.root, int(record["run_id"]), str(raw))
+        return str(found) if found is not None else str(raw)
 
     def outputs(self) -> dict[str, list[str]]:
         """The names of each output kind the ok runs wrote, and the solvers and extra outputs."""

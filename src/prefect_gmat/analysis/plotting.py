@@ -546,13 +546,16 @@ def mc_convergence_plot(
     ax: Axes | None = None,
     metric: str | None = None,
     failed_runs: Sequence[int] | None = None,
+    target: tuple[str, float] | None = None,
     **kwargs: Any,
 ) -> Axes:
     """The running mean of a Monte Carlo metric with its ±1 standard-error band, over n runs.
 
     ``conv`` is :func:`mc_convergence`'s terminal shape (``terminal_only=True``
     or a callable metric). ``metric`` names the y axis (with its unit);
-    ``failed_runs`` are counted in the title.
+    ``failed_runs`` are counted in the title. ``target`` (``("se", x)`` or
+    ``("rel_se", x)``, a study's ``until``) adds that error over n on a right-hand axis
+    with the target as a dashed line.
     """
     require_matplotlib()
     missing = {"n", "running_mean", "se_mean"} - set(conv.columns)
@@ -578,6 +581,17 @@ def mc_convergence_plot(
     )
     ax.set_xlabel("n (ok runs, in run-id order)")
     ax.set_ylabel(f"running mean of {_label(metric)}" if metric else "running mean")
-    ax.legend(loc="best", fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()
+    if target is not None:
+        kind, value = target
+        error = se if kind == "se" else se / np.abs(mean)
+        right = ax.twinx()
+        (err,) = right.plot(n, error, color="tab:red", linewidth=1, label=f"{kind} of the mean")
+        goal = right.axhline(
+            value, color="tab:red", linestyle="--", label=f"target {kind} {value:g}"
+        )
+        right.set_ylabel(f"{kind} of the mean")
+        handles, labels = [*handles, err, goal], [*labels, err.get_label(), goal.get_label()]
+    ax.legend(handles, labels, loc="best", fontsize="small")
     _title_failures(ax, failed_runs)
     return ax

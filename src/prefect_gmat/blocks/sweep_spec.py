@@ -84,6 +84,21 @@ GmatSweepSpec(
     )
     workers: int | None = Field(default=None, ge=1, description="Engine processes per sweep.")
     timeout: float | None = Field(default=None, gt=0, description="Seconds per run.")
+    until: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            'With a Monte Carlo design: stop once converged, e.g. {"metric": "Sat.Earth.SMA", '
+            '"se": 0.5} (or "rel_se"); the design\'s n is then the cap.'
+        ),
+    )
+    max_failures: int | float | None = Field(
+        default=None,
+        ge=0,
+        description=(
+            "Stop starting runs once more fail than this: a count (20) or a fraction of the "
+            "sweep's runs (0.05). Unset: run every point."
+        ),
+    )
     installation: str | None = Field(
         default=None, description="Name of a GMAT Installation block to run with."
     )
@@ -95,7 +110,11 @@ GmatSweepSpec(
 
     def points(self) -> Points:
         return Points(
-            grid=self.grid, samples=self.samples, samples_file=self.samples_file, design=self.design
+            grid=self.grid,
+            samples=self.samples,
+            samples_file=self.samples_file,
+            design=self.design,
+            until=self.until,
         )
 
     def request(self) -> SweepRequest:

@@ -11,12 +11,26 @@ path in a sweep directory or a bundle takes the name from here::
     <out>/sweep_bundle.zip            BUNDLE_NAME: the flow's archive
     <out>/.prefect-results/           RESULTS_DIR: Prefect's persisted outcomes (the cache)
     <out>/.prefect-gmat.lock          LOCK_NAME: held by the sweep writing the directory
+
+and in a bundle (unzipped, a sweep directory too)::
+
+    runs/run-<id>/...                 BUNDLE_RUNS_DIR: each run's files
+    script/<name>                     BUNDLE_SCRIPT_DIR: the script the sweep ran
+
+A record names its files relative to the sweep directory (or absolute, as older
+records and gmat-sweep's do); :func:`run_file_candidates` lists where such a file
+may be once the directory moved, :func:`find_run_file` picks the one there.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 __all__ = [
     "BUNDLE_NAME",
+    "BUNDLE_RUNS_DIR",
+    "BUNDLE_SCRIPT_DIR",
     "GMAT_LOG",
     "GMAT_LOG_MARK",
     "LOCK_NAME",
@@ -24,8 +38,11 @@ __all__ = [
     "RESULTS_DIR",
     "RUN_DIR_GLOB",
     "WORKER_LOG",
+    "find_run_file",
     "is_run_dir_name",
+    "portable_path",
     "run_dir_name",
+    "run_file_candidates",
     "run_id_of",
     "split_gmat_log",
     "with_gmat_log",
@@ -39,6 +56,8 @@ WORKER_LOG = "worker.log"
 GMAT_LOG = "GmatLog.txt"
 #: How a worker.log, and a failed record's ``stderr``, append the GMAT log lines.
 GMAT_LOG_MARK = "--- GMAT log ---"
+BUNDLE_RUNS_DIR = "runs"
+BUNDLE_SCRIPT_DIR = "script"
 
 _RUN_PREFIX = "run-"
 RUN_DIR_GLOB = f"{_RUN_PREFIX}*"
@@ -50,7 +69,9 @@ def run_dir_name(run_id: int) -> str:
 
 
 def is_run_dir_name(name: str) -> bool:
-    return name.startswith(_RUN_PREFIX)
+    """Whether ``name`` is a run folder's: ``run-`` then decimal digits (not ``run-notes``)."""
+    digits = name[len(_RUN_PREFIX) :]
+    return name.startswith(_RUN_PREFIX) and digits.isascii() and digits.isdigit()
 
 
 def run_id_of(name: str) -> int:
@@ -69,3 +90,46 @@ def split_gmat_log(text: str) -> tuple[str, str | None]:
     if not mark:
         return text, None
     return cause.rstrip("\n"), log.lstrip("\n")
+
+
+def run_file_candidates(root: Path, run_id: int, recorded: str) -> list[Path]:
+    """Where a file run ``run_id``'s record names may be, best first, for the sweep in ``root``.
+
+    A relative path is taken from ``root``, as both tools write and read them. Then the
+    same file inside ``root``, however the recorded path was rooted: its part from
+    ``run-<id>/`` on, under ``root`` or a bundle's ``runs/`` (a directory moved, mounted
+    elsewhere, or unzipped), and ``run-<id>/<name>``. A recorded absolute path comes
+    last: the directory's own copy wins over a file left where the sweep once was.
+    """
+    path = Path(recorded)
+    found = [] if path.is_absolute() else [root / path]
+    parts = [part for part in recorded.replace("\\", "/").split("/") if part]
+    folder = run_dir_name(run_id)
+    if folder in parts:
+        tail = parts[len(parts) - 1 - parts[::-1].index(folder) :]
+        found += [root.joinpath(*tail), root.joinpath(BUNDLE_RUNS_DIR, *tail)]
+    if parts:
+        found += [root / folder / parts[-1], root / BUNDLE_RUNS_DIR / folder / parts[-1]]
+    if path.is_absolute():
+        found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def find_run_file(root: Path, run_id: int, recorded: str) -> Path | None:
+    """The first of :func:`run_file_candidates` that is a file, or None."""
+    return next((p for p in run_file_candidates(root, run_id, recorded) if p.is_file()), None)
+
+
+def portable_path(root: Path, path: str) -> str:
+    """``path`` relative to ``root`` (POSIX separators) if it lies inside it, else as given.
+
+    What a record written into ``root``'s manifest says, so the directory can move.
+    """
+    if not os.path.isabs(path):
+        return path
+    for base in (root, Path(os.path.realpath(root))):
+        try:
+            return Path(path).relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path

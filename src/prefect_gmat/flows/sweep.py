@@ -9,14 +9,17 @@ import json
 import math
 import queue
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from prefect import flow, get_run_logger
+from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
+from prefect.states import Completed
 from prefect.utilities.annotations import quote
 
 from prefect_gmat.blocks.sweep_spec import apply_blocks
@@ -25,7 +28,7 @@ from prefect_gmat.core.records import Outcome, RunJob
 from prefect_gmat.engine.carry import land
 from prefect_gmat.engine.pool import close_shared_pool, has_shared_pool, shared_pool
 from prefect_gmat.engine.run import failed_outcome
-from prefect_gmat.errors import ManifestError
+from prefect_gmat.errors import FailureBudgetError, ManifestError
 from prefect_gmat.runtime import progress
 from prefect_gmat.runtime.events import emit_sweep_completed
 from prefect_gmat.runtime.limits import engine_slots
@@ -38,6 +41,8 @@ from prefect_gmat.study.batching import (
     PER_TASK_RUN_CPU_SECONDS,
     BatchSizer,
 )
+from prefect_gmat.study.confine import Confinement
+from prefect_gmat.study.convergence import ConvergingStudy, study_so_far
 from prefect_gmat.study.designs import LatinHypercubeDesign, MonteCarloDesign
 from prefect_gmat.study.manifest import outcome_record
 from prefect_gmat.study.request import SweepOptions, SweepRequest
@@ -94,6 +99,15 @@ def _dask_runner(options: SweepOptions) -> DaskTaskRunner:
     )
 
 
+def _deployed() -> bool:
+    """Whether a deployment started this flow run (its parameters then came from outside).
+
+    Read from the run's context: ``prefect.runtime.deployment`` asks the API again.
+    """
+    context = FlowRunContext.get()
+    return bool(context and context.flow_run and context.flow_run.deployment_id)
+
+
 def _flow_run_name() -> str:
     params = flow_run.parameters
     script = Path(params.get("script") or params.get("sweep_spec") or "sweep").stem
@@ -109,6 +123,23 @@ def _flow_run_name() -> str:
     else:
         return f"sweep-{script}-{params.get('mode', 'new')}"
     return f"sweep-{script}-{count}pts"
+
+
+def _budget_error(out: Path, tally: _Tally, budget: int | None, runs: int) -> FailureBudgetError:
+    """The error of a sweep stopped by its failure budget: how many failed, the budget, the
+    most common causes, and how to go on."""
+    causes = tally.causes.most_common(3)
+    shown = "; ".join(f"{count} x {cause}" for cause, count in causes)
+    return FailureBudgetError(
+        f"{tally.failed} runs failed, more than max_failures allows ({budget} of the sweep's "
+        f"{runs} runs), so no new run was started; runs in flight finished and every "
+        f"finished run is recorded in {out}. Most common causes: {shown}. To go on, resume "
+        "the sweep with a larger max_failures, or none.",
+        out=str(out),
+        failed=tally.failed,
+        budget=budget,
+        causes=causes,
+    )
 
 
 def fingerprint(script_sha: str, engine_version: str, job: RunJob) -> str:
@@ -127,6 +158,7 @@ class _Tally:
     ok: int = 0
     failed: int = 0
     failures: dict[int, str] = field(default_factory=dict)
+    causes: Counter[str] = field(default_factory=Counter)
 
     def add(self, outcome: Outcome) -> None:
         if outcome.ok:
@@ -135,6 +167,16 @@ class _Tally:
         else:
             self.failed += 1
             self.failures[outcome.run_id] = outcome.error or "failed"
+            self.causes[_cause(outcome)] += 1
+
+
+def _cause(outcome: Outcome) -> str:
+    """A failure's cause in one line: GMAT's own words where its log says more than the
+    run's error ("Position vector is inside central body", not "RunScript returned 0")."""
+    for line in (outcome.log_excerpt or "").splitlines():
+        if line.strip():
+            return line.strip()
+    return (outcome.error or "failed").splitlines()[0]
 
 
 def _outcomes_of(future: PrefectFuture[list[Outcome]], jobs: list[RunJob]) -> list[Outcome]:
@@ -177,12 +219,16 @@ class _Dispatcher:
         plan: SweepPlan,
         options: SweepOptions,
         on_nearly_done: Callable[[], None] = lambda: None,
+        budget: int | None = None,
+        tally: _Tally | None = None,
     ) -> None:
         self.plan = plan
         self.options = options
+        self.budget = budget  # failures allowed; once more fail, no new run starts
         self._on_nearly_done = on_nearly_done
         self.logger = get_run_logger()
-        self.tally = _Tally()
+        self.tally = tally if tally is not None else _Tally()  # a study's rounds share one
+        self._counted_before = self.tally.ok + self.tally.failed
         self._points: Iterator[Point] = iter(plan.to_run)
         self._remaining = len(plan.to_run)
         self._done: queue.Queue[tuple[PrefectFuture[list[Outcome]], list[RunJob]]] = queue.Queue()
@@ -218,18 +264,36 @@ class _Dispatcher:
         self.flush()
         return self.tally
 
+    @property
+    def over_budget(self) -> bool:
+        return self.budget is not None and self.tally.failed > self.budget
+
     def fill(self) -> bool:
-        """Submit task runs until enough are in flight; False once every point is out."""
+        """Submit task runs until enough are in flight; False once every point is out
+        (or more runs failed than the budget allows: then no new run starts)."""
         while self._in_flight < self.options.max_in_flight:
+            if self.over_budget:
+                return False
             if self.sizer.measuring and self._in_flight >= self.sizer.engines:
                 return True  # one probe per engine until run times are known
             size = self.sizer.next_size(self._remaining)
+            if self.budget is not None:
+                size = min(size, self._budget_room())
+                if size < 1 and self._remaining:
+                    return True  # near the budget: wait for what is in flight
             points = list(itertools.islice(self._points, size))
             if not points:
                 return False
             self._remaining -= len(points)
             self.submit(points)
         return True
+
+    def _budget_room(self) -> int:
+        """Points that may be in flight so that, if all of them fail, the budget is exceeded
+        by at most one run per engine (never fewer than one point per engine)."""
+        assert self.budget is not None
+        room = self.budget + 1 - self.tally.failed - self._points_in_flight
+        return max(room, self.sizer.engines - self._points_in_flight)
 
     def submit(self, points: list[Point]) -> None:
         jobs = [
@@ -304,7 +368,7 @@ class _Dispatcher:
 
     @property
     def _finished(self) -> int:
-        return self.plan.done + self.tally.ok + self.tally.failed
+        return self.plan.done + self.tally.ok + self.tally.failed - self._counted_before
 
     def _flush_interval(self) -> float:
         """Every 0.5 s at first, growing to 2 s in a long sweep: each flush is a task run
@@ -345,6 +409,8 @@ def sweep_flow(
     extend_to: int | None = None,
     allow_script_drift: bool = False,
     plot_metric: str | None = None,
+    max_failures: int | float | None = None,
+    until: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fly one GMAT script over a grid, samples or a study design, as Prefect task runs.
 
@@ -360,8 +426,8 @@ def sweep_flow(
             samples, samples_file or design.
         samples: Explicit points, one mapping per run, e.g.
             `[{"Sat.SMA": 7000, "Sat.INC": 28.5}, {"Sat.SMA": 7250, "Sat.INC": 51.6}]`.
-        out: The sweep directory on the worker (manifest.jsonl, run-<id>/ Parquet files,
-            sweep_bundle.zip), e.g. `/data/sweeps/leo-sma`. Empty: a new directory under
+        out: The sweep directory on the worker (`manifest.jsonl`, `run-<id>/` Parquet files,
+            `sweep_bundle.zip`), e.g. `/data/sweeps/leo-sma`. Empty: a new directory under
             the PREFECT_GMAT_OUTPUT_DIR setting, named after the script and this flow run.
         workers: Engine processes, each running one GMAT run at a time, e.g. `4`. Empty:
             one per core (the PREFECT_GMAT_WORKERS setting).
@@ -401,17 +467,32 @@ def sweep_flow(
         plot_metric: The report column the flow run's plot artifacts show, e.g.
             `Sat.Earth.SMA`; `auto` picks one, `off` publishes none. Empty: the
             PREFECT_GMAT_PLOT_METRIC setting.
+        max_failures: Stop starting runs once more runs have failed than this: a count,
+            e.g. `20`, or a fraction of the sweep's runs, e.g. `0.05`. Runs in flight
+            finish and are recorded, and the flow run fails naming the causes; `resume`
+            goes on. Empty: run every point whatever fails.
+        until: Stop a Monte Carlo design early once it has converged: the report column
+            and a target for the standard error of the mean of its final value per ok
+            run, `se` (in the column's unit) or `rel_se` (over the mean's magnitude), e.g.
+            `{"metric": "Sat.Earth.SMA", "se": 0.5}`. The design's `n` is then the cap;
+            the study grows in rounds and records each round's statistic.
     """
     parameters = dict(locals())  # every parameter by name, as given
     logger = get_run_logger()
     request = SweepRequest.from_flow_parameters(parameters)
     if installation is not None or sweep_spec is not None:
         request = apply_blocks(request, installation=installation, sweep_spec=sweep_spec)
+    # A worker's flow run takes its parameters from outside: confined before anything is
+    # read for the spec, written or run (the API's and the CLI's are the operator's own).
+    fence = Confinement.from_settings() if _deployed() else Confinement.unconfined()
+    fence.check_request(request)
     knobs = request.knobs
     options = request.resolve(default_sweep_dir)
+    fence.check_out(options.out, request)
     # Under dask the engines run in dask's workers; here one engine only validates.
     local_pool = options.pool if options.dask is None else replace(options.pool, workers=1)
     spec = request.spec(options.out, note=logger.warning)
+    fence.check_spec(spec)
     # One engine slot per engine on this machine (a remote dask cluster's run elsewhere).
     remote = options.dask not in (None, "local")
     held = contextlib.ExitStack()  # released once the sweep's engines are stopped
@@ -419,29 +500,56 @@ def sweep_flow(
     started_pool = not has_shared_pool(local_pool)
     try:
         pool = shared_pool(local_pool)
-        if spec is not None:
-            preflight(options.out, spec, request.mode)
-            check_against_engine(spec, pool)  # before anything is written or run
+        goal, engines = request.points.target, options.pool.workers
+        now = spec  # a converging study is checked and planned at its current round
+        if goal is not None and spec is not None:
+            now = study_so_far(options.out, spec, goal, engines, request.mode)
+        if now is not None:
+            preflight(options.out, now, request.mode)
+            check_against_engine(now, pool)  # before anything is written or run
         with lock_sweep_dir(options.out):
-            plan = plan_sweep(options.out, spec, options.engine, request.mode)
-            logger.info(
-                "sweep %s: %d runs, %d already done, %d to run on %d workers (engine %s, %s)",
-                options.out,
-                len(plan.spec),
-                plan.done,
-                len(plan.to_run),
-                options.pool.workers,
-                options.engine.version,
-                options.engine.source,
-            )
-            # matplotlib (0.75 s of CPU) is imported while the last second of runs goes on.
-            tally = _Dispatcher(plan, options, lambda: warm_plots(knobs.plot_metric)).run()
+            growing: ConvergingStudy | None = None
+            if goal is not None and spec is not None:
+                growing = ConvergingStudy(options.out, spec, goal, options.engine, engines)
+                first = growing.first_plan(request.mode)
+            else:
+                first = plan_sweep(options.out, spec, options.engine, request.mode)
+                growing = ConvergingStudy.resumed(options.out, first, options.engine, engines)
+            plan: SweepPlan | None = first
+            last, tally = first, _Tally()
+            budget = knobs.failure_budget(growing.cap if growing else len(first.spec))
+            while plan is not None:
+                last = plan
+                logger.info(
+                    "sweep %s: %d runs, %d already done, %d to run on %d workers (engine %s, %s)",
+                    options.out,
+                    len(plan.spec),
+                    plan.done,
+                    len(plan.to_run),
+                    options.pool.workers,
+                    options.engine.version,
+                    options.engine.source,
+                )
+                # matplotlib (0.75 s of CPU) is imported while the last second of runs goes on.
+                warm = lambda: warm_plots(knobs.plot_metric)  # noqa: E731
+                dispatcher = _Dispatcher(plan, options, warm, budget, tally)
+                dispatcher.run()
+                if dispatcher.over_budget or growing is None:
+                    break
+                plan = growing.next_plan()
     finally:
         with held:  # released even if stopping the engines fails
             if started_pool:
                 close_shared_pool(local_pool)
+    if dispatcher.over_budget:
+        publish_summary(options.out, logger)
+        raise _budget_error(options.out, tally, budget, len(last.spec))
+    plan = last
     bundle = (
-        archive_sweep(str(options.out), knobs.include_logs, overwrite=True)
+        # the script the runs used: where the manifest says, or found by hash, or given
+        archive_sweep(
+            str(options.out), knobs.include_logs, overwrite=True, script=str(plan.spec.script)
+        )
         if knobs.archive
         else None
     )
@@ -449,12 +557,14 @@ def sweep_flow(
         "out": str(options.out),
         "bundle": bundle,
         "runs": len(plan.spec),
-        "ran": len(plan.to_run),
-        "already_done": plan.done,
+        "ran": tally.ok + tally.failed,
+        "already_done": first.done,
         "ok": tally.ok,
         "failed": tally.failed,
         "failures": {str(k): v for k, v in sorted(tally.failures.items())},
     }
+    if growing is not None:
+        summary["until"] = growing.outcome
     publish_summary(options.out, logger)
     publish_plots(options.out, logger, knobs.plot_metric)  # never fails the sweep
     emit_sweep_completed(summary, str(plan.spec.script))
@@ -462,4 +572,7 @@ def sweep_flow(
         logger.warning("%d of %d runs failed; see %s", tally.failed, len(plan.to_run), options.out)
     if (written := on_sweep_written.pop(str(options.out), None)) is not None:
         written()
+    if growing is not None:  # the flow run's state says whether the study converged
+        logger.info("%s", growing.message())
+        return Completed(message=growing.message(), data=summary)  # type: ignore[return-value]
     return summary

@@ -198,15 +198,22 @@ class _Sweep:
         from prefect_gmat.analysis.stats import mc_convergence
 
         figure = _figure(8, 4)
+        until = self.manifest.header.get("until") or {}
+        goal = until.get("target") or {}
+        column = str(goal["metric"]) if goal.get("metric") in self.df.columns else self.column
+        target = next(((k, float(goal[k])) for k in ("se", "rel_se") if k in goal), None)
         mc_convergence_plot(
-            mc_convergence(self.df, self.column, terminal_only=True),
+            mc_convergence(self.df, column, terminal_only=True),
             ax=figure.subplots(),
-            metric=self.column,
+            metric=column,
             failed_runs=self.failed,
+            target=target if column == goal.get("metric") else None,
         )
+        stopped = f"; stopped: {until['stopped']}" if until.get("stopped") else ""
         caption = (
-            f"Running mean of the last **{self.column}** of each run (±1 standard error), "
-            f"{self.kind.replace('_', ' ')} design, {self.ok} ok runs" + self.left_out("left out")
+            f"Running mean of the last **{column}** of each run (±1 standard error), "
+            f"{self.kind.replace('_', ' ')} design, {self.ok} ok runs{stopped}"
+            + self.left_out("left out")
         )
         return PlotImage(CONVERGENCE_KEY, caption, _png(figure))
 

@@ -36,13 +36,21 @@ from typing import IO, Any
 
 import pandas as pd
 
-from prefect_gmat.core.layout import BUNDLE_NAME, MANIFEST_NAME, WORKER_LOG, run_dir_name
+from prefect_gmat.core.layout import (
+    BUNDLE_NAME,
+    BUNDLE_RUNS_DIR,
+    BUNDLE_SCRIPT_DIR,
+    MANIFEST_NAME,
+    WORKER_LOG,
+    find_run_file,
+    run_dir_name,
+)
 from prefect_gmat.core.records import hash_key, sha256_file
 from prefect_gmat.errors import BundleError, ManifestError, SweepDirectoryError
 from prefect_gmat.study.frame import aggregate
 from prefect_gmat.study.manifest import ManifestData, fsync_dir, read_manifest
 from prefect_gmat.study.spec import canonical_script_sha256
-from prefect_gmat.study.sweepdir import no_sweep_running
+from prefect_gmat.study.sweepdir import find_script, no_sweep_running
 
 __all__ = [
     "HASH_MEMBER",
@@ -59,8 +67,8 @@ PathLike = str | os.PathLike[str]
 #: Default bundle file name, written inside the sweep directory.
 HASH_MEMBER = "MANIFEST.hash"
 README_MEMBER = "README.md"
-RUNS_DIR = "runs"
-SCRIPT_DIR = "script"
+RUNS_DIR = BUNDLE_RUNS_DIR
+SCRIPT_DIR = BUNDLE_SCRIPT_DIR
 
 # gmat-sweep's frozen member timestamp and mode, so equal sweeps give equal bytes.
 _ZIP_TIME = (2026, 1, 1, 0, 0, 0)
@@ -97,9 +105,11 @@ def archive(
 
     ``include_logs`` adds every run's ``worker.log`` (and points ``log_path`` at
     it; without logs ``log_path`` is null). The script is the one the
-    manifest header names (``script_path``); pass ``script=`` if it moved. It
-    must still hash to the header's ``script_sha256``, so a bundle never pairs
-    outputs with a script that did not produce them.
+    manifest header names (``script_path``), or, if that moved, a file with its
+    SHA-256 in or beside the sweep directory (see
+    :func:`~prefect_gmat.study.sweepdir.find_script`); pass ``script=`` otherwise.
+    It must hash to the header's ``script_sha256``, so a bundle never pairs outputs
+    with a script that did not produce them.
     """
     root = _sweep_root(out)
     dest = Path(
@@ -115,7 +125,7 @@ def archive(
                 path=str(manifest.path),
             )
         _check_destination(dest, overwrite)
-        script_path = _find_script(manifest, script)
+        script_path = _find_script(manifest, root, script)
         members = _plan(manifest, root, script_path, include_logs)
         _write_zip(dest, members)
     return dest
@@ -156,8 +166,10 @@ def _check_destination(dest: Path, overwrite: bool) -> None:
         )
 
 
-def _find_script(manifest: ManifestData, script: PathLike | None) -> Path:
+def _find_script(manifest: ManifestData, root: Path, script: PathLike | None) -> Path:
     """The script to bundle, checked against the manifest's canonical hash."""
+    if script is None and (found := find_script(manifest.header, root)) is not None:
+        return found
     if script is None:
         recorded = manifest.header.get("script_path")
         if not recorded:
@@ -170,7 +182,8 @@ def _find_script(manifest: ManifestData, script: PathLike | None) -> Path:
         if not path.is_file():
             raise BundleError(
                 f"the sweep's script {path} (named in {manifest.path}) no longer exists; pass "
-                "script= with its new location.",
+                "script= with its new location (no file in or beside the sweep directory has "
+                "its SHA-256).",
                 path=str(path),
             )
     else:
@@ -255,11 +268,10 @@ def _bundle_record(
     if "log_path" in record:
         bundled["log_path"] = None
     if include_logs and record.get("log_path"):
-        log = Path(record["log_path"])
-        log = log if log.is_absolute() else root / log
-        if not log.is_file():
-            log = root / run_dir_name(run_id) / WORKER_LOG
-        if log.is_file():
+        log = find_run_file(root, run_id, str(record["log_path"]))
+        if log is None:
+            log = find_run_file(root, run_id, WORKER_LOG)
+        if log is not None:
             name = f"{prefix}/{WORKER_LOG}"
             members[name] = _file_member(name, log)
             bundled["log_path"] = name
@@ -271,17 +283,13 @@ def _basename(raw: str) -> str:
 
 
 def _locate(root: Path, run_id: int, raw: str) -> Path:
-    """The file a record names: its path (relative ones against ``root``), else ``root/run-<id>/``.
-
-    The fallback finds the outputs of a sweep directory that was moved after it ran.
-    """
+    """The file a record names, as :func:`~prefect_gmat.core.layout.find_run_file` finds it:
+    in ``root`` first (relative paths, a directory moved or unzipped), then as recorded."""
+    found = find_run_file(root, run_id, raw)
+    if found is not None:
+        return found
     path = Path(raw)
     path = path if path.is_absolute() else root / path
-    if path.is_file():
-        return path
-    moved = root / run_dir_name(run_id) / _basename(raw)
-    if moved.is_file():
-        return moved
     raise BundleError(
         f"run {run_id} finished ok, but its output {path} is missing. Resume the sweep "
         f"(prefect_gmat.resume({str(root)!r})) to re-run it, then archive again.",

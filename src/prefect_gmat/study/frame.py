@@ -6,6 +6,10 @@ A run that did not produce the report keeps one ``(run_id, NaT)`` row with its
 status, so failures stay visible. The operations (not just the result) follow
 gmat-sweep's so dtypes agree under any pandas version; ``params=True`` adds the
 swept fields as columns, joined from the manifest.
+
+Each file is looked for in the sweep directory first (relative paths, and a
+directory moved, mounted elsewhere or unzipped since it ran: see
+:func:`prefect_gmat.core.layout.find_run_file`), then where it was recorded.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from prefect_gmat.core.layout import find_run_file
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.study.manifest import ManifestData, read_manifest
 
@@ -119,7 +124,12 @@ def contacts(
     return _per_run_outputs(records, root, kind="contact", name=name, argument="name")
 
 
-def _resolve(root: str | os.PathLike[str], raw: str) -> Path:
+def _resolve(root: str | os.PathLike[str], raw: str, run_id: int) -> Path:
+    """The file run ``run_id``'s record names: found in ``root`` (or as recorded), else
+    where it was recorded (relative to ``root``), for the error that follows."""
+    found = find_run_file(Path(root), run_id, str(raw))
+    if found is not None:
+        return found
     path = Path(raw)
     return path if path.is_absolute() else Path(root) / path
 
@@ -165,7 +175,8 @@ def _per_run_outputs(
     other: list[Mapping[str, Any]] = []
     for record in records:
         if record["status"] == "ok" and key is not None and key in record["output_paths"]:
-            ok.append((_resolve(root, record["output_paths"][key]), int(record["run_id"])))
+            run_id = int(record["run_id"])
+            ok.append((_resolve(root, record["output_paths"][key], run_id), run_id))
         else:
             other.append(record)
 
@@ -240,7 +251,7 @@ def solver_runs(records: Iterable[Mapping[str, Any]], root: str | os.PathLike[st
             continue
         run_id = int(record["run_id"])
         for solver, raw in (record.get("solver_paths") or {}).items():
-            path = _resolve(root, raw)
+            path = _resolve(root, raw, run_id)
             if not path.is_file():
                 raise SweepSpecError(
                     f"run {run_id}'s solver history {solver!r} is missing ({path}); "
@@ -320,7 +331,7 @@ def extra_outputs(
         if record["status"] != "ok" or name not in outputs:
             continue
         run_id = int(record["run_id"])
-        path = _resolve(root, outputs[name])
+        path = _resolve(root, outputs[name], run_id)
         if not path.is_file():
             raise SweepSpecError(
                 f"run {run_id}'s extra output {name!r} is missing ({path}); resume the "

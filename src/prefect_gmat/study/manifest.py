@@ -9,6 +9,12 @@ id wins, so a retried or resumed run simply appends again.
 Records carry gmat-sweep's fields plus a few of ours (``attempts``,
 ``failure``, ``error``, ``output_sha256``); gmat-sweep ignores keys it does not
 know, so both tools read each other's manifests.
+
+A record names the files inside its sweep directory relative to it
+(``run-3/report__RF.parquet``), as a bundle's manifest does; both tools resolve
+relative paths against the sweep directory, so the directory can be moved or
+mounted elsewhere and still be read, resumed and archived. Files outside it
+(a hook's, say) keep their absolute paths.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from prefect_gmat.core.layout import MANIFEST_NAME, with_gmat_log
+from prefect_gmat.core.layout import MANIFEST_NAME, portable_path, with_gmat_log
 from prefect_gmat.core.records import Outcome
 from prefect_gmat.errors import ManifestError
 
@@ -37,7 +43,9 @@ __all__ = [
     "fsync_dir",
     "make_header",
     "outcome_record",
+    "portable_record",
     "read_manifest",
+    "rewrite_header",
 ]
 
 SCHEMA_VERSION = 1
@@ -59,11 +67,14 @@ def make_header(
     script_path: str | None = None,
     engine_source: str | None = None,
     postprocess: str | None = None,
+    sweep_dir: str | None = None,
 ) -> dict[str, Any]:
     """The header record: gmat-sweep's fields, plus where the script and engine came from.
 
     ``seed`` is a design's seed (gmat-sweep's ``sweep_seed``); ``postprocess`` the
-    per-run hook, so a resumed run calls it again.
+    per-run hook, so a resumed run calls it again. ``sweep_dir`` is where the sweep
+    directory was when the sweep started: with ``script_path`` it says where the
+    script lies relative to the directory, to find it again once both moved.
     """
     return {
         "schema_version": SCHEMA_VERSION,
@@ -80,6 +91,7 @@ def make_header(
         "postprocess": postprocess,
         "prefect_gmat_version": version("prefect-gmat"),
         "script_path": script_path,
+        "sweep_dir": sweep_dir,
         "engine_source": engine_source,
         "created_at": datetime.now(UTC).isoformat(),
     }
@@ -114,6 +126,26 @@ def outcome_record(outcome: Outcome) -> dict[str, Any]:
     }
 
 
+_PATH_MAPS = ("output_paths", "extra_outputs", "solver_paths")
+
+
+def portable_record(record: Mapping[str, Any], root: Path) -> dict[str, Any]:
+    """``record`` with the paths of files inside ``root`` made relative to it.
+
+    What :meth:`ManifestWriter.append` writes: gmat-sweep 0.6.0 resolves a relative
+    ``output_paths``/``extra_outputs``/``log_path`` against the sweep directory too,
+    so neither tool depends on where the directory is.
+    """
+    portable = dict(record)
+    for name in _PATH_MAPS:
+        paths = record.get(name)
+        if paths:
+            portable[name] = {k: portable_path(root, str(v)) for k, v in paths.items()}
+    if record.get("log_path"):
+        portable["log_path"] = portable_path(root, str(record["log_path"]))
+    return portable
+
+
 def fsync_dir(directory: Path) -> None:
     """Make a rename or a new file in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY)
@@ -121,6 +153,29 @@ def fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def rewrite_header(path: Path, header: Mapping[str, Any]) -> None:
+    """Replace a manifest's header atomically; every record line is kept byte for byte.
+
+    (A :class:`ManifestWriter` opens the file for each append, so it keeps working.)
+    """
+    with open(path, "rb") as handle:
+        handle.readline()
+        records = handle.read()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write((json.dumps(dict(header), sort_keys=True) + "\n").encode("utf-8"))
+            handle.write(records)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
 
 
 class ManifestWriter:
@@ -179,8 +234,15 @@ class ManifestWriter:
         return cls(path)
 
     def append(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Append whole lines or nothing: a failed write (a full disk) is rolled back."""
-        payload = "".join(json.dumps(dict(r), sort_keys=True) + "\n" for r in records)
+        """Append whole lines or nothing: a failed write (a full disk) is rolled back.
+
+        Paths of files in the sweep directory are written relative to it
+        (:func:`portable_record`).
+        """
+        root = self.path.parent
+        payload = "".join(
+            json.dumps(portable_record(r, root), sort_keys=True) + "\n" for r in records
+        )
         if not payload:
             return
         data = payload.encode("utf-8")
@@ -270,6 +332,8 @@ def read_manifest(path: str | os.PathLike[str]) -> ManifestData:
     for number, line in enumerate(lines[1:], start=2):
         try:
             record = json.loads(line)
+            if "status" not in record:  # gmat-sweep refuses a record without one too
+                raise KeyError("status")
             data.records[int(record["run_id"])] = record
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError(

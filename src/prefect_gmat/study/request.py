@@ -13,6 +13,7 @@ knobs from the ``PREFECT_GMAT_*`` settings (:meth:`SweepRequest.resolve`).
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
@@ -25,6 +26,7 @@ from prefect_gmat.engine.install import Engine, resolve_engine
 from prefect_gmat.engine.pool import PoolConfig
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.settings import get_settings
+from prefect_gmat.study.convergence import Until
 from prefect_gmat.study.designs import (
     DesignKind,
     DesignParameters,
@@ -33,7 +35,13 @@ from prefect_gmat.study.designs import (
 )
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.spec import SweepSpec, canonical_script_sha256
-from prefect_gmat.study.sweepdir import Mode, design_for, extension_spec, seed_note
+from prefect_gmat.study.sweepdir import (
+    Mode,
+    design_for,
+    extension_spec,
+    resume_spec,
+    seed_note,
+)
 
 __all__ = [
     "Knobs",
@@ -59,6 +67,19 @@ def _points_per_task(text: str) -> PointsPerTask:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a whole number") from None
+
+
+def _count_or_fraction(text: str) -> int | float:
+    """``--max-failures``' value: a whole number of runs, or a fraction of them."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not a number of runs (20) or a fraction of them (0.05)"
+            ) from None
 
 
 def _about(help: str, **cli: Any) -> dict[str, Any]:
@@ -107,6 +128,15 @@ class Knobs:
     include_logs: bool = field(
         default=False, metadata=_about("put each run's worker.log in the bundle")
     )
+    max_failures: int | float | None = field(
+        default=None,
+        metadata=_about(
+            "stop starting runs once more fail than this: a count (20) or a fraction of the "
+            "sweep's runs (0.05)",
+            type=_count_or_fraction,
+            metavar="N|FRACTION",
+        ),
+    )
     plot_metric: str | None = field(
         default=None, metadata=_about("report column the UI plots show ('auto', a column, 'off')")
     )
@@ -122,6 +152,8 @@ class Knobs:
         )
         if self.points_per_task is not None:
             _check_points_per_task(self.points_per_task)
+        if self.max_failures is not None:
+            _check_max_failures(self.max_failures)
         for name in ("archive", "include_logs"):
             if not isinstance(getattr(self, name), bool):
                 raise SweepSpecError(
@@ -138,6 +170,15 @@ class Knobs:
                 field=sorted(unknown)[0],
             )
         return cls(**{k: v for k, v in values.items() if v is not None})
+
+    def failure_budget(self, runs: int) -> int | None:
+        """How many of a sweep's ``runs`` may fail before it stops starting runs (None: all)."""
+        budget = self.max_failures
+        if budget is None:
+            return None
+        if isinstance(budget, float) and budget < 1:
+            return math.floor(budget * runs)
+        return int(budget)
 
     def filled_from(self, source: object) -> Knobs:
         """These knobs, each one left unset taken from ``source``'s attribute of that name."""
@@ -205,10 +246,18 @@ class Points:
     design: DesignParameters | StudyDesign | None = None
     extend_to: int | None = None
     allow_script_drift: bool = False
+    until: Until | Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.design, Mapping):  # a design's JSON, from a deployment's parameters
             object.__setattr__(self, "design", _DESIGN_JSON.validate_python(self.design))
+        if self.until is not None:
+            object.__setattr__(self, "until", Until.parse(self.until))
+
+    @property
+    def target(self) -> Until | None:
+        """``until``, checked (a Monte Carlo study's convergence target)."""
+        return self.until if isinstance(self.until, Until) else None
 
     def kinds(self) -> list[str]:
         """The kinds of points given, by parameter name."""
@@ -305,6 +354,8 @@ class SweepRequest:
                 continue
             if isinstance(value, (MonteCarloDesign, LatinHypercubeDesign)):
                 value = value.model_dump()
+            elif isinstance(value, Until):
+                value = value.as_record()
             elif isinstance(value, Mapping):
                 value = {k: list(v) for k, v in value.items()}
             parameters[name] = value
@@ -336,7 +387,15 @@ class SweepRequest:
             )
         resuming = self.mode in ("resume", "retry_failed")
         points.check_one_kind(required=not resuming)
+        if points.until is not None and getattr(points.design, "kind", None) != "monte_carlo":
+            raise SweepSpecError(
+                "until stops a Monte Carlo study once it has converged; pass it with a "
+                "monte_carlo design (a grid, samples or a Latin hypercube have no rounds).",
+                field="until",
+            )
         if not points.kinds():
+            if resuming and self.script is not None and out is not None:
+                return resume_spec(out, self.script)  # the script moved: this one, if it hashes
             return None  # resume: the manifest says what the sweep is
         if self.script is None:
             raise SweepSpecError(
@@ -389,7 +448,7 @@ class SweepRequest:
         return replace(
             pinned,
             script=str(spec.script),
-            points=Points(grid=spec.grid, samples=samples, design=design),
+            points=Points(grid=spec.grid, samples=samples, design=design, until=self.points.until),
             postprocess=spec.postprocess,
         )
 
@@ -451,6 +510,24 @@ _FLOW_DEFAULTS: dict[str, Any] = {"mode": "new", **_defaults(Points), **_default
 def _recorded_sha(out: Path) -> str | None:
     sha = read_manifest(out).header.get("script_sha256")
     return None if sha is None else str(sha)
+
+
+def _check_max_failures(value: object) -> None:
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    fraction = isinstance(value, float) and 0 < value < 1
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or value < 0
+        or not (whole or fraction)
+    ):
+        raise SweepSpecError(
+            f"max_failures={value!r} is not allowed; pass a number of runs (0 or more, e.g. "
+            "20) or a fraction of the sweep's runs between 0 and 1 (e.g. 0.05), or leave it "
+            "unset to run every point whatever fails.",
+            field="max_failures",
+            value=value,
+        )
 
 
 def _check_points_per_task(value: object) -> None:

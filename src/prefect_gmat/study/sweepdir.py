@@ -6,15 +6,18 @@ continues it, running only what is not ok, so a rerun or a retried flow run
 skips finished work; starting a different one fails with the ways forward (a
 new directory, ``overwrite=True``); two sweeps at once in one directory are
 refused by an exclusive lock held for the sweep's life.
+
+A sweep is its directory: moved, mounted at another path or unzipped from a
+bundle, it resumes and grows where it is. A run's files are looked for in the
+directory (:func:`prefect_gmat.core.layout.find_run_file`) and must still match
+their recorded SHA-256; the script is found by its SHA-256 (:func:`find_script`).
 """
 
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,10 +27,12 @@ from typing import Any, Literal
 
 from prefect_gmat.core.layout import (
     BUNDLE_NAME,
+    BUNDLE_SCRIPT_DIR,
     LOCK_NAME,
     MANIFEST_NAME,
     RESULTS_DIR,
     RUN_DIR_GLOB,
+    find_run_file,
     is_run_dir_name,
 )
 from prefect_gmat.core.records import TRANSIENT_FAILURES, hashed_outputs, sha256_file
@@ -37,9 +42,9 @@ from prefect_gmat.study.designs import Design, check_n, check_seed, draw_seed, p
 from prefect_gmat.study.manifest import (
     ManifestData,
     ManifestWriter,
-    fsync_dir,
     make_header,
     read_manifest,
+    rewrite_header,
 )
 from prefect_gmat.study.spec import Point, SweepSpec, canonical_script_sha256
 
@@ -49,12 +54,14 @@ __all__ = [
     "design_for",
     "effective_parameter_spec",
     "extension_spec",
+    "find_script",
     "lock_sweep_dir",
     "new_sweep_dir",
     "no_sweep_running",
     "outputs_intact",
     "plan_sweep",
     "preflight",
+    "resume_spec",
     "seed_note",
     "sweep_dir_name",
 ]
@@ -134,16 +141,25 @@ def no_sweep_running(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def outputs_intact(record: Mapping[str, Any]) -> bool:
-    """True if every output of an ok record exists and matches its recorded SHA-256."""
+def outputs_intact(record: Mapping[str, Any], root: Path | None = None) -> bool:
+    """True if every output of an ok record exists and matches its recorded SHA-256.
+
+    With ``root``, the record's sweep directory, each file is the one
+    :func:`~prefect_gmat.core.layout.find_run_file` finds there (relative paths, a
+    directory moved or unzipped); without it, the path as recorded.
+    """
     hashes: Mapping[str, str] = record.get("output_sha256") or {}
     outputs = hashed_outputs(
         record.get("output_paths", {}),
         record.get("solver_paths", {}),
         record.get("extra_outputs", {}),
     )
-    for key, path in outputs.items():
-        if not Path(path).is_file():
+    for key, raw in outputs.items():
+        if root is None:
+            path: Path | None = Path(raw) if Path(raw).is_file() else None
+        else:
+            path = find_run_file(root, int(record["run_id"]), str(raw))
+        if path is None:
             return False
         expected = hashes.get(key)
         if expected is not None and sha256_file(path) != expected:
@@ -272,7 +288,7 @@ def _check_sweep_dir(out: Path, spec: SweepSpec | None, mode: Mode) -> SweepSpec
             "first.",
             path=str(out),
         )
-    if out.is_dir() and any(out.glob(RUN_DIR_GLOB)):
+    if out.is_dir() and any(is_run_dir_name(p.name) for p in out.glob(RUN_DIR_GLOB)):
         raise SweepDirectoryError(
             f"{out} has run-* folders but no manifest.jsonl; it is not a sweep this package can "
             "continue. Choose a new output directory, or pass overwrite=True to delete them.",
@@ -297,7 +313,7 @@ def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) ->
         todo = [
             p
             for p in spec.points()
-            if p.run_id >= start and not _finished(grown.records.get(p.run_id))
+            if p.run_id >= start and not _finished(grown.records.get(p.run_id), out)
         ]
         return SweepPlan(spec, writer, todo, len(spec) - len(todo), grown.header)
     if mode == "new" and manifest_path.exists():
@@ -306,7 +322,8 @@ def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) ->
         existing = read_manifest(manifest_path)
         writer = ManifestWriter.open_existing(manifest_path)
         if mode == "resume":
-            todo = [p for p in spec.points() if not _finished(existing.records.get(p.run_id))]
+            # What failed for good (the same input fails again) is retry_failed's to re-run.
+            todo = [p for p in spec.points() if not _settled(existing.records.get(p.run_id), out)]
         else:
             failed = set(existing.failed_ids())
             todo = [p for p in spec.points() if p.run_id in failed]
@@ -322,26 +339,104 @@ def plan_sweep(out: Path, spec: SweepSpec | None, engine: Engine, mode: Mode) ->
         script_path=str(spec.script),
         engine_source=engine.source,
         postprocess=spec.postprocess,
+        sweep_dir=str(out),
     )
     writer = ManifestWriter.create(manifest_path, header)
     return SweepPlan(spec, writer, list(spec.points()), 0, header)
 
 
-def _finished(record: Mapping[str, Any] | None) -> bool:
-    return record is not None and record["status"] == "ok" and outputs_intact(record)
+def _finished(record: Mapping[str, Any] | None, root: Path) -> bool:
+    return record is not None and record["status"] == "ok" and outputs_intact(record, root)
 
 
-def _spec_for_resume(existing: ManifestData, spec: SweepSpec | None) -> SweepSpec:
+# --- the script, found by its hash --------------------------------------------------------
+
+
+def find_script(header: Mapping[str, Any], root: Path) -> Path | None:
+    """The sweep's script: the first candidate whose canonical SHA-256 is the header's.
+
+    Candidates, in order: the recorded ``script_path``; the place that lies where it
+    lay relative to the sweep directory when the sweep started (the header's
+    ``sweep_dir``: both moved together, or are mounted elsewhere); its file name in
+    the directory ``root``, in its ``script/`` (an unzipped bundle) and beside it; then
+    any ``*.script`` in ``root`` and any file in ``root/script/``. None if none matches.
+    """
+    expected = header.get("script_sha256")
+    if not expected:
+        return None
+    for candidate in _script_candidates(header, root):
+        if candidate.is_file() and _script_sha(candidate) == expected:
+            return candidate
+    return None
+
+
+def _script_candidates(header: Mapping[str, Any], root: Path) -> Iterator[Path]:
+    recorded = header.get("script_path")
+    if recorded:
+        path = Path(recorded)
+        yield path
+        origin = header.get("sweep_dir")
+        if origin and path.is_absolute() and Path(origin).is_absolute():
+            yield Path(os.path.normpath(root / os.path.relpath(path, origin)))
+        name = str(recorded).replace("\\", "/").rsplit("/", 1)[-1]
+        yield from (root / name, root / BUNDLE_SCRIPT_DIR / name, root.parent / name)
+    yield from sorted(root.glob("*.script"))
+    bundled = root / BUNDLE_SCRIPT_DIR
+    if bundled.is_dir():
+        yield from sorted(bundled.iterdir())
+
+
+def _script_sha(path: Path) -> str | None:
+    try:
+        return canonical_script_sha256(path)
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _script_of(existing: ManifestData, doing: str) -> Path:
+    """The script to ``doing`` (resume, extend) the sweep with, when none is given.
+
+    The one :func:`find_script` finds; else the recorded one if it is still there
+    (changed: the caller's hash check says so); else refused, saying what to pass.
+    """
+    root = existing.path.parent
+    found = find_script(existing.header, root)
+    if found is not None:
+        return found
+    recorded = existing.header.get("script_path")
+    if recorded and Path(recorded).is_file():
+        return Path(recorded)
+    sha = str(existing.header.get("script_sha256") or "?")
+    if not recorded:
+        where = f"{existing.path} does not say where its script is (gmat-sweep's manifests do not)"
+    else:
+        where = f"the script {recorded} that {existing.path} names is not there any more"
+    raise SweepDirectoryError(
+        f"{where}, and no file in {root}, its {BUNDLE_SCRIPT_DIR}/ folder or beside it has the "
+        f"sweep's script SHA-256 ({sha[:12]}...); pass script= with the .script the sweep ran "
+        f"to {doing} (or put a copy of it in {root}).",
+        path=str(existing.path),
+    )
+
+
+def resume_spec(out: Path, script: str | os.PathLike[str]) -> SweepSpec:
+    """The sweep in ``out``, to resume with the script at ``script`` (it moved).
+
+    Refused if ``script`` is not the one the sweep ran (its SHA-256 differs).
+    """
+    return _spec_for_resume(read_manifest(out / MANIFEST_NAME), None, script=script)
+
+
+def _spec_for_resume(
+    existing: ManifestData,
+    spec: SweepSpec | None,
+    *,
+    script: str | os.PathLike[str] | None = None,
+) -> SweepSpec:
     header = existing.header
     if spec is None:
-        script = header.get("script_path")
-        if not script or not Path(script).is_file():
-            raise SweepDirectoryError(
-                f"{existing.path} does not say where its script is (or it moved: {script}); "
-                "pass script= to resume.",
-                path=str(existing.path),
-            )
-        spec = SweepSpec.from_parameter_spec(script, effective_parameter_spec(existing))
+        found = Path(script) if script is not None else _script_of(existing, "resume")
+        spec = SweepSpec.from_parameter_spec(found, effective_parameter_spec(existing))
     spec = spec.with_postprocess(header.get("postprocess"))  # a resumed run calls it again
     sha = canonical_script_sha256(spec.script)
     if sha != header.get("script_sha256"):
@@ -411,17 +506,14 @@ def extension_spec(
     design = Design.from_parameter_spec(effective_parameter_spec(existing))
     wanted = check_n(n)
     if _continuing_extension(existing, wanted):
-        return _spec_for_resume(existing, None)  # this extension again: finish it
+        return _spec_for_resume(existing, None, script=script)  # this extension again
     _check_extension(existing, wanted)
     if script is None:
         recorded = header.get("script_path")
-        if not recorded or not Path(recorded).is_file():
-            raise SweepDirectoryError(
-                f"{existing.path} does not say where its script is (or it moved: "
-                f"{recorded}); pass script= (gmat-sweep's manifests do not record it).",
-                path=str(existing.path),
-            )
-        script = recorded
+        if allow_script_drift and recorded and Path(recorded).is_file():
+            script = recorded  # the script as it is now, changed or not
+        else:
+            script = _script_of(existing, "extend")
     spec = SweepSpec.from_design(script, design.grown(wanted))
     sha = canonical_script_sha256(spec.script)
     if sha != header.get("script_sha256") and not allow_script_drift:
@@ -456,7 +548,8 @@ def _check_extension(existing: ManifestData, wanted: int) -> None:
             field="n",
             value=wanted,
         )
-    unsettled = [i for i in range(now) if not _settled(existing.records.get(i))]
+    root = existing.path.parent
+    unsettled = [i for i in range(now) if not _settled(existing.records.get(i), root)]
     if unsettled:
         shown = ", ".join(map(str, unsettled[:20])) + (" ..." if len(unsettled) > 20 else "")
         raise SweepSpecError(
@@ -468,13 +561,13 @@ def _check_extension(existing: ManifestData, wanted: int) -> None:
         )
 
 
-def _settled(record: Mapping[str, Any] | None) -> bool:
+def _settled(record: Mapping[str, Any] | None, root: Path) -> bool:
     """Ok and intact, or failed for good (the same input fails again): a study can grow.
 
     gmat-sweep refuses any failed run; a run our worker failed deterministically
     (field, load, engine, postprocess) would only fail again on resume.
     """
-    if _finished(record):
+    if _finished(record, root):
         return True
     failure = None if record is None else record.get("failure")
     return failure is not None and failure not in TRANSIENT_FAILURES
@@ -499,6 +592,7 @@ def _record_extension(existing: ManifestData, spec: SweepSpec) -> int:
             {"script_sha256": header.get("script_sha256"), "run_ids": [0, before - 1]},
         ]
         header["script_sha256"], header["script_path"] = sha, str(spec.script)
+        header["sweep_dir"] = str(existing.path.parent)  # where script_path was seen from
     header["parameter_spec"] = spec.parameter_spec()
     header["run_count"] = len(spec)
     header["sweep_seed"] = spec.seed
@@ -506,21 +600,5 @@ def _record_extension(existing: ManifestData, spec: SweepSpec) -> int:
         *(header.get("extended") or []),
         {"from_n": before, "to_n": len(spec), "at": datetime.now(UTC).isoformat()},
     ]
-    path = existing.path
-    with open(path, "rb") as handle:
-        handle.readline()
-        records = handle.read()
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write((json.dumps(header, sort_keys=True) + "\n").encode("utf-8"))
-            handle.write(records)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    rewrite_header(existing.path, header)
     return before

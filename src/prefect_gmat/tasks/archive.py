@@ -18,13 +18,17 @@ ARTIFACT_KEY = "sweep-bundle"
 
 
 @task(name="archive-sweep", persist_result=False)
-def archive_sweep(out: str, include_logs: bool = False, overwrite: bool = False) -> str:
+def archive_sweep(
+    out: str, include_logs: bool = False, overwrite: bool = False, script: str | None = None
+) -> str:
     """Write ``<out>/sweep_bundle.zip`` and publish its identity; returns the bundle path.
 
     Call it after the sweep flow has released the sweep directory's lock.
     ``overwrite=True`` replaces a bundle from an earlier run of the same sweep.
+    ``script`` is the script the sweep ran, if it is not where the manifest says.
     """
-    facts = bundle_facts(archive(out, include_logs=include_logs, overwrite=overwrite))
+    bundle = archive(out, include_logs=include_logs, overwrite=overwrite, script=script)
+    facts = bundle_facts(bundle)
     create_markdown_artifact(
         key=ARTIFACT_KEY,
         description=f"Bundle of the sweep in {out}",
