@@ -1,6 +1,6 @@
 """Refresh the README's Prefect UI screenshots: a real server, a deployed sweep, headless Chromium.
 
-    uv run python scripts/screenshot_ui.py   # docs/flow-run{,-artifacts,-plots}.png
+    uv run python scripts/screenshot_ui.py   # docs/flow-run{,-artifacts,-plots}.png, run-form.png
 
 It follows the README's "Deploy to a work pool" steps against a throw-away
 server (its own PREFECT_HOME, a free 127.0.0.1 port): work pool, engine limit,
@@ -8,8 +8,11 @@ server (its own PREFECT_HOME, a free 127.0.0.1 port): work pool, engine limit,
 12-point sweep. Then it drives headless Chromium (Debian's ``chromium``
 package) over the DevTools protocol: opens the flow run page, waits for the
 run graph, and captures the "Task Runs" and "Artifacts" tabs, then the Artifacts
-tab's list view, where the sweep's plot artifacts show as pictures. Everything it
-started is stopped by process id when it ends, even on failure.
+tab's list view, where the sweep's plot artifacts show as pictures. Last, the
+``sweep`` deployment's custom-run form ("Run > Custom run"), filled in with the
+README's example parameters: each parameter with the description the flow's
+docstring gives it. Everything it started is stopped by process id when it ends,
+even on failure.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -48,6 +52,16 @@ SCRIPT = REPO / "src" / "prefect_gmat" / "scripts" / "leo_short.script"
 GRID = {"Sat.ECC": [0.001, 0.01], "Sat.SMA": [7000, 7100, 7200, 7300, 7400, 7500]}
 WIDTH, HEIGHT = 1600, 1000
 PLOTS_HEIGHT = 1500
+#: What the run form shows filled in: the README's "Deploy to a work pool" example, with
+#: paths relative to the checkout (the flow run's working directory). Nothing is submitted.
+RUN_FORM_PARAMETERS: dict[str, Any] = {
+    "script": "src/prefect_gmat/scripts/leo_short.script",
+    "grid": {"Sat.SMA": [7000, 7100, 7200], "Sat.ECC": [0.001, 0.01]},
+    "out": "gmat-sweeps/leo-by-hand",
+    "workers": 2,
+}
+#: The run form's picture ends just above this parameter (the 8th): the first seven show.
+RUN_FORM_STOP = "mode"
 
 
 class Browser:
@@ -75,6 +89,9 @@ class Browser:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its temporary files (a singleton socket's folder, left when it is killed) go
+            # beside the profile, into the caller's temporary directory, not /tmp.
+            env={**os.environ, "TMPDIR": str(profile.parent)},
             start_new_session=True,
         )
         port_file = profile / "DevToolsActivePort"
@@ -177,7 +194,45 @@ def run_sweep(server: LocalServer, work: Path) -> UUID:
     return run_id
 
 
-def capture(url: str, docs: Path, chromium: str, work: Path) -> None:
+def run_form_url(server: LocalServer) -> str:
+    """The ``sweep`` deployment's custom-run page, its form filled with ``RUN_FORM_PARAMETERS``."""
+    with temporary_settings({PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as c:
+        deployment = c.read_deployment_by_name(f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}")
+    # The page decodes the (already URL-decoded) query value once more, as the UI's own
+    # "run with these parameters" links encode it twice.
+    once = urllib.parse.quote(json.dumps(RUN_FORM_PARAMETERS), safe="")
+    query = urllib.parse.quote(once, safe="")
+    return f"{server.url}/deployments/deployment/{deployment.id}/run?parameters={query}"
+
+
+def capture_run_form(browser: Browser, url: str, docs: Path) -> None:
+    """The custom-run form: the first parameters' fields, each under its description."""
+    browser.send("Page.navigate", url=url)
+    # The workers field's description, and the last prefilled value in its field.
+    browser.wait_for("document.body.innerText.includes('PREFECT_GMAT_WORKERS')")
+    out = json.dumps(RUN_FORM_PARAMETERS["out"])
+    fields = "[...document.querySelectorAll('input, textarea')]"
+    browser.wait_for(f"{fields}.some(e => e.value === {out})")
+    time.sleep(2)  # the grid's JSON editor lays out its lines
+    stop = json.dumps(f"{RUN_FORM_STOP} ")
+    top = browser.evaluate(
+        "[...document.querySelectorAll('.schema-form-property__label')]"
+        f".find(e => e.textContent.trim().startsWith({stop}))?.getBoundingClientRect().top"
+    )
+    if not isinstance(top, int | float):
+        raise RuntimeError(f"no {RUN_FORM_STOP!r} parameter on the run form at {url}")
+    browser.send(
+        "Emulation.setDeviceMetricsOverride",
+        width=WIDTH,
+        height=int(top) - 14,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    time.sleep(1)
+    browser.screenshot(docs / "run-form.png")
+
+
+def capture(url: str, form_url: str, docs: Path, chromium: str, work: Path) -> None:
     profile = work / "chromium-profile"
     profile.mkdir()
     browser = Browser(chromium, profile)
@@ -210,6 +265,7 @@ def capture(url: str, docs: Path, chromium: str, work: Path) -> None:
         browser.evaluate("document.getElementById('artifacts').scrollIntoView({block: 'start'})")
         time.sleep(2)
         browser.screenshot(docs / "flow-run-plots.png")
+        capture_run_form(browser, form_url, docs)
     finally:
         browser.close()
 
@@ -226,11 +282,16 @@ def main() -> int:
     docs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="prefect-gmat-ui-") as tmp:
         work = Path(tmp)
-        env = {"PREFECT_WORKER_QUERY_SECONDS": "1"}
+        env = {
+            "PREFECT_WORKER_QUERY_SECONDS": "1",
+            # A deployment's flow run reads and writes only here (the checkout: its scripts).
+            "PREFECT_GMAT_ALLOWED_PATHS": os.pathsep.join([str(work), str(REPO)]),
+        }
         with LocalServer(work / "home", env=env) as server:
             print(f"server healthy after {server.startup_seconds:.1f} s at {server.url}")
             run_id = run_sweep(server, work)
-            capture(f"{server.url}/runs/flow-run/{run_id}", docs, chromium, work)
+            form_url = run_form_url(server)
+            capture(f"{server.url}/runs/flow-run/{run_id}", form_url, docs, chromium, work)
     return 0
 
 

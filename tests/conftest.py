@@ -1,65 +1,100 @@
-"""Shared fixtures: one real Prefect test server for the session, and the demo script."""
+"""Fixtures: the session's Prefect test server (opt-in), and the sweeps tests share.
+
+A test that talks to Prefect (a flow or task, blocks, ``sweep()`` and the other entry
+points, which run a flow, artifacts, events) asks for the server: a ``prefect_server``
+argument, ``@pytest.mark.usefixtures("prefect_server")``, or a module's ``pytestmark``.
+The server starts once, at the first test that asks. A subprocess reaches it through
+``prefect_api_env``. Tests that need neither never start it. Helpers are in
+``tests/support``; nothing imports this module.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
-from prefect_gmat.engine.pool import busy_worker_pids
+from tests.support.paths import DEMO_SCRIPT
+from tests.support.points import SMA_GRID
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_SCRIPT = REPO / "src" / "prefect_gmat" / "scripts" / "leo_short.script"
-DATA = Path(__file__).resolve().parent / "data"
-SMA_GRID = {"Sat.SMA": [7000 + 100 * i for i in range(10)]}
-
-
-def executions(out: Path) -> dict[int, int]:
-    """How many times each run of ``out`` actually ran: worker.log gets one line per execution."""
-    counts = {}
-    for log in out.glob("run-*/worker.log"):
-        counts[int(log.parent.name[4:])] = log.read_text().count(" run_id=")
-    return counts
+if TYPE_CHECKING:  # imported where used: importing Prefect's test server alone takes ~9 s
+    from tests.support.faults import SweepProcesses
+    from tests.support.reference import ReferenceSweep
+    from tests.support.sweepdir import Swept
 
 
-def kill_a_busy_worker_when(
-    out: Path, runs_done: int, killed: list[int], sig: int = signal.SIGKILL
-) -> threading.Thread:
-    """Send ``sig`` to one worker of this process while it holds a run, once ``runs_done``
-    run folders exist in ``out``; the killed pid is appended to ``killed``."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if out.is_dir() and sum(1 for _ in out.glob("run-*")) >= runs_done:
-                busy = busy_worker_pids()
-                if busy:
-                    os.kill(busy[0], sig)
-                    killed.append(busy[0])
-                    return
-            time.sleep(0.005)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that needs the Prefect server runs a flow end to end, so it is slow:
+    ``-m "not slow"`` (the fast set) keeps what needs neither the server nor a sweep."""
+    for item in items:
+        if "prefect_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_server() -> Iterator[None]:
-    """A real Prefect server (temporary database) shared by every test in the session."""
+def _test_environment() -> None:
+    """Settings for every test and every process it starts (no server is started here)."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # its SQLite noise
     # Plot artifacts cost up to a second per sweep; tests/test_analysis.py turns them on.
     os.environ.setdefault("PREFECT_GMAT_PLOT_METRIC", "off")
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """A real Prefect server (temporary database), shared by the tests that ask for it."""
+    from prefect.testing.utilities import prefect_test_harness
+
     with prefect_test_harness(server_startup_timeout=120):
         yield
 
 
 @pytest.fixture
+def prefect_api_env(prefect_server: None) -> dict[str, str]:
+    """The environment for a subprocess that uses the session's server: this process's,
+    with ``PREFECT_API_URL``, so the child skips Prefect's temporary server start-up."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+@pytest.fixture
+def sweep_processes(prefect_api_env: dict[str, str]) -> Iterator[SweepProcesses]:
+    """Starts sweeps in processes of their own (to kill them); all are gone after the test."""
+    from tests.support.faults import SweepProcesses
+
+    processes = SweepProcesses(prefect_api_env)
+    try:
+        yield processes
+    finally:
+        processes.kill_all()
+
+
+@pytest.fixture
 def demo_script() -> Path:
     return DEMO_SCRIPT
+
+
+@pytest.fixture(scope="session")
+def walkthrough(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> Swept:
+    """The walkthrough sweep (the demo script over ``SMA_GRID``, two workers, archived),
+    run once for every test that only reads it; a test that changes it uses a copy."""
+    from prefect_gmat import sweep
+    from tests.support.sweepdir import Swept
+
+    out = tmp_path_factory.mktemp("walkthrough") / "leo"
+    return Swept(out, sweep(DEMO_SCRIPT, grid=SMA_GRID, out=out, workers=2))
+
+
+@pytest.fixture(scope="session")
+def gmat_sweep_walkthrough(tmp_path_factory: pytest.TempPathFactory) -> ReferenceSweep:
+    """gmat-sweep 0.6.0's own walkthrough sweep and its bundle, run once (no Prefect)."""
+    from tests.support.reference import ReferenceSweep, reference_sweep
+
+    base = tmp_path_factory.mktemp("gmat-sweep-walkthrough")
+    out, bundle = base / "theirs", base / "theirs.zip"
+    frame = reference_sweep(DEMO_SCRIPT, SMA_GRID, out, bundle=bundle)
+    return ReferenceSweep(out, frame, bundle)

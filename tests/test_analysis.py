@@ -7,10 +7,7 @@ own functions, and a gmat-sweep run in a subprocess, are the reference.
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,11 +31,14 @@ from prefect_gmat import load_sweep, sweep
 from prefect_gmat.analysis.handle import open_sweep
 from prefect_gmat.analysis.sensitivity import sobol_analyze, sobol_sample
 from prefect_gmat.analysis.stats import mc_convergence, sweep_diff, sweep_summary
-from prefect_gmat.engine.install import shim_root
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.study import frame as readers
 from prefect_gmat.study.manifest import read_manifest
-from tests.conftest import DATA, DEMO_SCRIPT, REPO
+from tests.support.paths import DATA, DEMO_SCRIPT
+from tests.support.prefect_api import flow_run_artifacts
+from tests.support.reference import run_reference
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
 
 OUTPUTS_SCRIPT = DATA / "leo_outputs.script"
 #: Sat.SMA = 1 km is accepted but cannot be propagated: three failed runs (0, 4, 8).
@@ -49,21 +49,11 @@ PERTURB: dict[str, Any] = {
     "Sat.SMA": ("uniform", 7000.0, 7400.0),
     "Sat.ECC": ("normal", 0.01, 0.002),
 }
-
-_REFERENCE = """
-import json, sys
-from pathlib import Path
-from gmat_sweep import sweep
-try:
-    sweep(Path(sys.argv[1]), grid=json.loads(sys.argv[2]), out=Path(sys.argv[3]),
-          postprocess=sys.argv[4], progress=False)
-except Exception as exc:  # two reports: the runs are done, only the frame needs name=
-    print(type(exc).__name__, exc)
-"""
+HOOK = "tests.support.hooks:orbit_extras"
 
 
 @pytest.fixture(scope="module")
-def grid_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def grid_out(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Path:
     """Our sweep of leo_outputs.script: 12 runs, 3 failed, two reports and an ephemeris."""
     out = tmp_path_factory.mktemp("analysis") / "grid"
     with pytest.MonkeyPatch.context() as env:
@@ -76,17 +66,10 @@ def grid_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """gmat-sweep 0.6.0's own sweep of the same grid, with a postprocess hook."""
     out = tmp_path_factory.mktemp("reference") / "grid"
-    env = {**os.environ, "GMAT_ROOT": str(shim_root()), "PYTHONPATH": str(REPO)}
-    args = [sys.executable, "-c", _REFERENCE, str(OUTPUTS_SCRIPT), json.dumps(GRID), str(out)]
-    done = subprocess.run(
-        [*args, "tests.analysis_hooks:orbit_extras"],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    # Two reports: gmat-sweep's sweep() cannot build the frame (it needs name=); the runs
+    # and the hook's outputs are what these tests read.
+    step = {"op": "sweep", "script": str(OUTPUTS_SCRIPT), "out": str(out), "grid": GRID}
+    run_reference([{**step, "postprocess": HOOK}], timeout=300)
     return out
 
 
@@ -97,6 +80,7 @@ def _records(out: Path) -> list[dict[str, Any]]:
 # --- readers -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_output_kind_reads_as_gmat_sweep_reads_it(grid_out: Path) -> None:
     manifest = Manifest.load(grid_out / "manifest.jsonl")
     records = _records(grid_out)
@@ -119,6 +103,7 @@ def test_every_output_kind_reads_as_gmat_sweep_reads_it(grid_out: Path) -> None:
         readers.aggregate(records, grid_out)
 
 
+@pytest.mark.slow
 def test_solver_histories_and_convergence_read_as_gmat_sweep_reads_them(tmp_path: Path) -> None:
     out = tmp_path / "target"
     sweep(DATA / "target_sma.script", grid=TARGET_GRID, out=out, workers=2, archive=False)
@@ -134,6 +119,7 @@ def test_solver_histories_and_convergence_read_as_gmat_sweep_reads_them(tmp_path
     assert runs.xs((1, "DC1"))["status"].iloc[-1] == "max_iter"
 
 
+@pytest.mark.slow
 def test_we_read_gmat_sweeps_ephemerides_and_postprocess_outputs(
     grid_out: Path, reference_out: Path
 ) -> None:
@@ -156,6 +142,7 @@ def test_we_read_gmat_sweeps_ephemerides_and_postprocess_outputs(
         readers.extra_outputs(records, reference_out, "nope")
 
 
+@pytest.mark.slow
 def test_the_pip_engine_cannot_run_a_contact_locator(tmp_path: Path) -> None:
     """The evidence behind the README's note: no plugins, so no GroundStation/ContactLocator."""
     with pytest.raises(SweepSpecError) as refused:
@@ -166,6 +153,7 @@ def test_the_pip_engine_cannot_run_a_contact_locator(tmp_path: Path) -> None:
     assert not (tmp_path / "cl").exists()
 
 
+@pytest.mark.slow
 def test_contact_locator_outputs_read_as_gmat_sweep_reads_them(
     grid_out: Path, tmp_path: Path
 ) -> None:
@@ -219,6 +207,7 @@ def test_contact_locator_outputs_read_as_gmat_sweep_reads_them(
 # --- statistics --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_statistics_equal_gmat_sweeps_on_a_sweep_with_failed_runs(grid_out: Path) -> None:
     df = load_sweep(grid_out, report="Orbit")
     assert df["__status"].value_counts().to_dict() == {"ok": 99, "failed": 3}
@@ -270,6 +259,7 @@ def test_statistics_equal_gmat_sweeps_on_a_sweep_with_failed_runs(grid_out: Path
 # --- Sobol -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sobol_design_and_indices_equal_gmat_sweeps(tmp_path: Path, grid_out: Path) -> None:
     design = sobol_sample(PERTURB, 2, seed=11)  # 12 runs: small, but a whole design
     pd.testing.assert_frame_equal(design, gs.sobol_sample(PERTURB, 2, seed=11))
@@ -319,6 +309,7 @@ def _save(figure: Any, path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_plots_label_units_and_mark_failed_runs(grid_out: Path, tmp_path: Path) -> None:
     from prefect_gmat.analysis import plotting
 
@@ -375,6 +366,7 @@ def test_plotting_without_matplotlib_names_the_extra(monkeypatch: pytest.MonkeyP
 # --- the notebook handle -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_open_sweep_reads_a_directory_and_a_bundle_alike(grid_out: Path) -> None:
     from_dir = open_sweep(grid_out)
     with open_sweep(grid_out / "sweep_bundle.zip") as from_bundle:
@@ -402,6 +394,7 @@ def test_open_sweep_reads_a_directory_and_a_bundle_alike(grid_out: Path) -> None
     )
 
 
+@pytest.mark.slow
 def test_the_handle_renders_in_a_real_jupyter_kernel(grid_out: Path) -> None:
     import nbformat
     from nbclient import NotebookClient
@@ -418,16 +411,13 @@ def test_the_handle_renders_in_a_real_jupyter_kernel(grid_out: Path) -> None:
 # --- plots in the Prefect UI -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_plots_are_published_as_picture_artifacts_and_never_fail_a_sweep(
     grid_out: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from prefect import flow, get_run_logger
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        ArtifactFilterKey,
-    )
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.runtime import flow_run
 
     from prefect_gmat.runtime.ui_plots import publish_plots
@@ -439,9 +429,7 @@ def test_plots_are_published_as_picture_artifacts_and_never_fail_a_sweep(
     run_id, keys = plots("Sat.Earth.SMA")
     assert keys == ["sweep-band", "sweep-corner"]  # a grid: no convergence plot
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(run_id)]))
-        )
+        artifacts = flow_run_artifacts(client, UUID(run_id))
     assert sorted(a.key or "" for a in artifacts) == keys
     for artifact in artifacts:
         description = artifact.description or ""
@@ -463,6 +451,7 @@ def test_plots_are_published_as_picture_artifacts_and_never_fail_a_sweep(
     assert "sweep plots not published (no report has a column 'Sat.Nope'" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_swept_field_the_report_also_records_gets_its_own_column_and_plots(
     tmp_path: Path,
 ) -> None:
@@ -492,6 +481,7 @@ def test_a_swept_field_the_report_also_records_gets_its_own_column_and_plots(
 # --- command line ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_prints_the_band_table_and_writes_each_plot(
     grid_out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -520,11 +510,12 @@ def test_cli_prints_the_band_table_and_writes_each_plot(
     assert "pass report=" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_monte_carlo_study_publishes_its_convergence_and_postprocess_outputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
     from prefect_gmat import monte_carlo
 
@@ -538,7 +529,7 @@ def test_a_monte_carlo_study_publishes_its_convergence_and_postprocess_outputs(
         out=out,
         workers=2,
         archive=False,
-        postprocess="tests.analysis_hooks:orbit_extras",
+        postprocess=HOOK,
     )
     assert (df["__status"] == "ok").all()
     # our own postprocess outputs, read as gmat-sweep reads them
@@ -548,11 +539,10 @@ def test_a_monte_carlo_study_publishes_its_convergence_and_postprocess_outputs(
             lazy_extra_outputs(out / "manifest.jsonl", name),
         )
     with get_client(sync_client=True) as client:
-        runs = [r for r in client.read_flow_runs() if r.name == "sweep-leo_short-16pts"]
+        named = FlowRunFilterName(any_=["sweep-leo_short-16pts"])
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=named))
         assert len(runs) == 1
-        artifacts = client.read_artifacts(
-            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[runs[0].id]))
-        )
+        artifacts = flow_run_artifacts(client, runs[0].id)
     keys = {a.key for a in artifacts}
     assert {"sweep-band", "sweep-corner", "sweep-convergence"} <= keys
     convergence = next(a for a in artifacts if a.key == "sweep-convergence")

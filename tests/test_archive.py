@@ -24,10 +24,12 @@ from prefect.artifacts import Artifact
 
 from prefect_gmat import BundleError, ManifestError, SweepDirectoryError, load_sweep, sweep
 from prefect_gmat.core.records import sha256_file
-from prefect_gmat.engine.install import shim_root
 from prefect_gmat.study.bundle import archive, extract_bundle, load_bundle, verify_bundle
 from prefect_gmat.tasks.archive import ARTIFACT_KEY, archive_sweep
-from tests.conftest import DATA, DEMO_SCRIPT, REPO, SMA_GRID
+from tests.support.paths import DATA, DEMO_SCRIPT, REPO
+from tests.support.points import SMA_GRID
+from tests.support.reference import ReferenceSweep
+from tests.support.sweepdir import Swept
 
 # The module itself, even if the package re-exports a function named ``archive``.
 archive_module = importlib.import_module("prefect_gmat.study.bundle")
@@ -51,15 +53,6 @@ WALKTHROUGH_MEMBERS = [
 
 
 @pytest.fixture(scope="module")
-def leo(
-    tmp_path_factory: pytest.TempPathFactory, prefect_server: None
-) -> tuple[Path, pd.DataFrame]:
-    """The walkthrough sweep, run once for the module; tests that change it use a copy."""
-    out = tmp_path_factory.mktemp("archive") / "leo"
-    return out, sweep(DEMO_SCRIPT, grid=SMA_GRID, out=out, workers=2)
-
-
-@pytest.fixture(scope="module")
 def targeted(tmp_path_factory: pytest.TempPathFactory, prefect_server: None) -> Path:
     out = tmp_path_factory.mktemp("archive") / "target"
     sweep(TARGET_SCRIPT, grid=TARGET_GRID, out=out, workers=2)
@@ -76,8 +69,9 @@ def copy_sweep(source: Path, dest: Path) -> Path:
 
 
 @pytest.fixture
-def leo_copy(leo: tuple[Path, pd.DataFrame], tmp_path: Path) -> Path:
-    return copy_sweep(leo[0], tmp_path / "leo")
+def leo_copy(walkthrough: Swept, tmp_path: Path) -> Path:
+    """A copy of the session's walkthrough sweep (``walkthrough``), for tests that change it."""
+    return copy_sweep(walkthrough.out, tmp_path / "leo")
 
 
 def read_bundled_manifest(bundle: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -127,31 +121,15 @@ def rewrite_header(out: Path, **changes: Any) -> None:
     manifest.write_text(json.dumps(header, sort_keys=True) + "\n" + rest, encoding="utf-8")
 
 
-GMAT_SWEEP_MAIN = """\
-import sys
-from pathlib import Path
-
-if __name__ == "__main__":
-    from gmat_sweep import LocalJoblibPool, Sweep, sweep
-
-    script, out, bundle, frame = (Path(a) for a in sys.argv[1:])
-    grid = {"Sat.SMA": [7000 + 100 * i for i in range(10)]}
-    sweep(script, grid=grid, out=out, progress=False).to_pickle(frame)
-    with LocalJoblibPool(max_workers=1) as pool:
-        made = Sweep.from_manifest(out / "manifest.jsonl", script, backend=pool)
-        made.archive(out=bundle)
-"""
-
-
 # --- the walkthrough ----------------------------------------------------------------------
 
 
 def test_walkthrough_bundle_layout_checks_and_reaggregates(
-    leo: tuple[Path, pd.DataFrame], leo_copy: Path, tmp_path: Path
+    walkthrough: Swept, leo_copy: Path, tmp_path: Path
 ) -> None:
     from gmat_sweep import Manifest, lazy_multiindex
 
-    out, df = leo
+    out, df = walkthrough
     assert not (leo_copy / "sweep_bundle.zip").exists()
     bundle = archive(leo_copy)
     assert bundle == leo_copy / "sweep_bundle.zip"
@@ -194,9 +172,9 @@ def test_walkthrough_bundle_layout_checks_and_reaggregates(
 
 
 def test_readme_tells_a_stranger_how_to_check_and_read_the_bundle(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
+    walkthrough: Swept, tmp_path: Path
 ) -> None:
-    bundle = archive(leo[0], tmp_path / "b.zip")
+    bundle = archive(walkthrough.out, tmp_path / "b.zip")
     with zipfile.ZipFile(bundle) as zf:
         readme = zf.read("README.md").decode("utf-8")
     for needle in (
@@ -213,8 +191,8 @@ def test_readme_tells_a_stranger_how_to_check_and_read_the_bundle(
         assert needle in readme, needle
 
 
-def test_the_readme_pandas_recipe_runs(leo: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
-    bundle = archive(leo[0], tmp_path / "b.zip")
+def test_the_readme_pandas_recipe_runs(walkthrough: Swept, tmp_path: Path) -> None:
+    bundle = archive(walkthrough.out, tmp_path / "b.zip")
     root = extract_bundle(bundle, tmp_path / "x")
     readme = (root / "README.md").read_text(encoding="utf-8")
     recipe = (
@@ -227,16 +205,16 @@ def test_the_readme_pandas_recipe_runs(leo: tuple[Path, pd.DataFrame], tmp_path:
         exec(recipe, scope)
     finally:
         os.chdir(cwd)
-    expected = leo[1].drop(columns="__status")
+    expected = walkthrough.frame.drop(columns="__status")
     pd.testing.assert_frame_equal(scope["df"], expected, check_exact=True)
     assert scope["swept"]["Sat.SMA"].tolist() == SMA_GRID["Sat.SMA"]
 
 
 def test_archiving_the_same_sweep_twice_gives_identical_bytes(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
+    walkthrough: Swept, tmp_path: Path
 ) -> None:
-    first = archive(leo[0], tmp_path / "a.zip")
-    second = archive(leo[0], tmp_path / "b.zip")
+    first = archive(walkthrough.out, tmp_path / "a.zip")
+    second = archive(walkthrough.out, tmp_path / "b.zip")
     assert first.read_bytes() == second.read_bytes()
     with zipfile.ZipFile(first) as zf:
         infos = zf.infolist()
@@ -252,10 +230,8 @@ def test_archiving_the_same_sweep_twice_gives_identical_bytes(
 # --- verification and extraction ----------------------------------------------------------
 
 
-def test_verify_names_a_member_with_one_changed_byte(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
-) -> None:
-    bundle = archive(leo[0], tmp_path / "good.zip")
+def test_verify_names_a_member_with_one_changed_byte(walkthrough: Swept, tmp_path: Path) -> None:
+    bundle = archive(walkthrough.out, tmp_path / "good.zip")
     verify_bundle(bundle)  # a good bundle passes
     name = "runs/run-3/report__RF.parquet"
     with zipfile.ZipFile(bundle) as zf:
@@ -269,9 +245,9 @@ def test_verify_names_a_member_with_one_changed_byte(
 
 
 def test_verify_names_a_member_whose_stored_bytes_were_flipped(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
+    walkthrough: Swept, tmp_path: Path
 ) -> None:
-    bundle = archive(leo[0], tmp_path / "b.zip")
+    bundle = archive(walkthrough.out, tmp_path / "b.zip")
     name = "runs/run-5/report__RF.parquet"
     with zipfile.ZipFile(bundle) as zf:
         info = zf.getinfo(name)
@@ -285,10 +261,8 @@ def test_verify_names_a_member_whose_stored_bytes_were_flipped(
     assert name in str(caught.value)
 
 
-def test_verify_names_missing_and_unlisted_members(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
-) -> None:
-    bundle = archive(leo[0], tmp_path / "b.zip")
+def test_verify_names_missing_and_unlisted_members(walkthrough: Swept, tmp_path: Path) -> None:
+    bundle = archive(walkthrough.out, tmp_path / "b.zip")
     gone, extra = "runs/run-2/report__RF.parquet", "runs/run-2/notes.txt"
     bad = rezip(bundle, tmp_path / "bad.zip", drop=(gone,), add={extra: b"hello"})
     with pytest.raises(BundleError) as caught:
@@ -331,10 +305,8 @@ def test_extract_refuses_members_that_escape(tmp_path: Path, kind: str) -> None:
     assert not outside.exists() and not dest.exists()
 
 
-def test_extract_needs_a_new_or_empty_destination(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
-) -> None:
-    bundle = archive(leo[0], tmp_path / "b.zip")
+def test_extract_needs_a_new_or_empty_destination(walkthrough: Swept, tmp_path: Path) -> None:
+    bundle = archive(walkthrough.out, tmp_path / "b.zip")
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "keep.txt").write_text("mine")
@@ -350,8 +322,8 @@ def test_extract_needs_a_new_or_empty_destination(
     )
 
 
-def test_a_damaged_bundle_is_not_extracted(leo: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
-    bundle = archive(leo[0], tmp_path / "b.zip")
+def test_a_damaged_bundle_is_not_extracted(walkthrough: Swept, tmp_path: Path) -> None:
+    bundle = archive(walkthrough.out, tmp_path / "b.zip")
     bad = rezip(bundle, tmp_path / "bad.zip", replace={"script/leo_short.script": b"% edited\n"})
     with pytest.raises(BundleError) as caught:
         extract_bundle(bad, tmp_path / "tree")
@@ -363,9 +335,9 @@ def test_a_damaged_bundle_is_not_extracted(leo: tuple[Path, pd.DataFrame], tmp_p
 
 
 def test_load_bundle_gives_the_sweep_frame_and_leaves_nothing_behind(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    walkthrough: Swept, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    out, df = leo
+    out, df = walkthrough
     bundle = archive(out, tmp_path / "b.zip")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
@@ -378,10 +350,8 @@ def test_load_bundle_gives_the_sweep_frame_and_leaves_nothing_behind(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.zip", "scratch"]
 
 
-def test_load_bundle_refuses_a_damaged_bundle(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
-) -> None:
-    bundle = archive(leo[0], tmp_path / "b.zip")
+def test_load_bundle_refuses_a_damaged_bundle(walkthrough: Swept, tmp_path: Path) -> None:
+    bundle = archive(walkthrough.out, tmp_path / "b.zip")
     name = "runs/run-0/report__RF.parquet"
     bad = rezip(bundle, tmp_path / "bad.zip", drop=(name,))
     with pytest.raises(BundleError) as caught:
@@ -389,30 +359,18 @@ def test_load_bundle_refuses_a_damaged_bundle(
     assert caught.value.payload["members"] == [name]
 
 
+@pytest.mark.slow
 def test_gmat_sweep_bundles_load_and_ours_of_its_directory_too(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
+    walkthrough: Swept, gmat_sweep_walkthrough: ReferenceSweep, tmp_path: Path
 ) -> None:
     """gmat-sweep 0.6.0 writes a bundle; we verify it and rebuild gmat-sweep's own frame."""
-    main = tmp_path / "make_gmat_sweep_bundle.py"
-    main.write_text(GMAT_SWEEP_MAIN)
-    theirs, bundle, frame = tmp_path / "theirs", tmp_path / "theirs.zip", tmp_path / "theirs.pkl"
-    env = {**os.environ, "GMAT_ROOT": str(shim_root())}
-    done = subprocess.run(
-        [sys.executable, str(main), str(DEMO_SCRIPT), str(theirs), str(bundle), str(frame)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    expected: pd.DataFrame = pd.read_pickle(frame)
+    theirs, expected, bundle = gmat_sweep_walkthrough
 
     with zipfile.ZipFile(bundle) as zf:
         assert sorted(zf.namelist()) == WALKTHROUGH_MEMBERS
     verify_bundle(bundle)
     pd.testing.assert_frame_equal(load_bundle(bundle), expected, check_exact=True)
-    pd.testing.assert_frame_equal(load_bundle(bundle), leo[1], check_exact=True)
+    pd.testing.assert_frame_equal(load_bundle(bundle), walkthrough.frame, check_exact=True)
 
     # their directory has no script_path: we ask for the script, then bundle it the same way
     with pytest.raises(BundleError, match="pass script="):
@@ -429,9 +387,9 @@ def test_gmat_sweep_bundles_load_and_ours_of_its_directory_too(
 
 
 def test_include_logs_bundles_every_worker_log_and_points_at_it(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
+    walkthrough: Swept, tmp_path: Path
 ) -> None:
-    out, _ = leo
+    out = walkthrough.out
     bundle = archive(out, tmp_path / "logs.zip", include_logs=True)
     verify_bundle(bundle)
     _, records = read_bundled_manifest(bundle)
@@ -446,6 +404,7 @@ def test_include_logs_bundles_every_worker_log_and_points_at_it(
             )
 
 
+@pytest.mark.slow
 def test_solver_outputs_and_convergence_travel_in_the_bundle(
     targeted: Path, tmp_path: Path
 ) -> None:
@@ -512,16 +471,17 @@ def test_solver_outputs_and_convergence_travel_in_the_bundle(
 
 
 def test_a_moved_sweep_directory_archives_from_where_it_now_is(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
+    walkthrough: Swept, tmp_path: Path
 ) -> None:
     moved = tmp_path / "moved"
-    shutil.copytree(leo[0], moved, ignore=shutil.ignore_patterns("sweep_bundle.zip"))
+    shutil.copytree(walkthrough.out, moved, ignore=shutil.ignore_patterns("sweep_bundle.zip"))
     manifest = moved / "manifest.jsonl"
     text = manifest.read_text(encoding="utf-8")
-    manifest.write_text(text.replace(f"{leo[0]}/", "/gone/old-place/"), encoding="utf-8")
+    old_place = text.replace('": "run-', '": "/gone/old-place/run-')  # as older versions wrote
+    manifest.write_text(old_place, encoding="utf-8")
     assert "/gone/old-place/run-0/report__RF.parquet" in manifest.read_text(encoding="utf-8")
     bundle = archive(moved, tmp_path / "moved.zip")
-    assert bundle.read_bytes() == archive(leo[0], tmp_path / "original.zip").read_bytes()
+    assert bundle.read_bytes() == archive(walkthrough.out, tmp_path / "original.zip").read_bytes()
 
 
 def test_archive_refuses_what_is_not_a_sweep_directory(tmp_path: Path) -> None:
@@ -569,18 +529,16 @@ def test_archive_refuses_an_output_changed_since_its_run(leo_copy: Path) -> None
         archive(leo_copy)
 
 
-def test_archive_refuses_an_existing_bundle_unless_told(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
-) -> None:
+def test_archive_refuses_an_existing_bundle_unless_told(walkthrough: Swept, tmp_path: Path) -> None:
     dest = tmp_path / "b.zip"
     dest.write_bytes(b"an older bundle")
     with pytest.raises(BundleError, match=r"already exists.*overwrite=True"):
-        archive(leo[0], dest)
+        archive(walkthrough.out, dest)
     assert dest.read_bytes() == b"an older bundle"
-    archive(leo[0], dest, overwrite=True)
+    archive(walkthrough.out, dest, overwrite=True)
     verify_bundle(dest)
     with pytest.raises(BundleError, match="is a directory"):
-        archive(leo[0], tmp_path)
+        archive(walkthrough.out, tmp_path)
 
 
 def test_archive_needs_the_unchanged_script(leo_copy: Path, tmp_path: Path) -> None:
@@ -655,13 +613,14 @@ archive_module.archive(sys.argv[1], sys.argv[2])
 """
 
 
+@pytest.mark.slow
 def test_a_killed_archive_never_leaves_a_zip_under_the_final_name(
-    leo: tuple[Path, pd.DataFrame], tmp_path: Path
+    walkthrough: Swept, tmp_path: Path
 ) -> None:
     main = tmp_path / "slow_archive.py"
     main.write_text(KILLED_MAIN)
     dest = tmp_path / "out" / "b.zip"
-    proc = subprocess.Popen([sys.executable, str(main), str(leo[0]), str(dest)], cwd=REPO)
+    proc = subprocess.Popen([sys.executable, str(main), str(walkthrough.out), str(dest)], cwd=REPO)
     deadline = time.monotonic() + 120
     while not list(dest.parent.glob(".b.zip.*.partial")):
         assert proc.poll() is None, "the archive finished before it could be killed"

@@ -25,7 +25,9 @@ from prefect_gmat.errors import (
     SweepDirectoryError,
     SweepSpecError,
 )
-from tests.conftest import DATA, DEMO_SCRIPT
+from tests.support.paths import DATA, DEMO_SCRIPT
+
+pytestmark = pytest.mark.usefixtures("prefect_server")  # sweep() and resume() run a flow
 
 SMA = {"Sat.SMA": [7000, 7100]}
 
@@ -39,6 +41,8 @@ class Case:
     prepare: Callable[[Path], None] | None = None
     call: Callable[..., Any] = sweep
     script: Path | str = field(default=DEMO_SCRIPT)
+    #: Refused by GMAT's own check, or prepared by a sweep: starts an engine (seconds).
+    engine: bool = False
 
 
 def _file(out: Path) -> None:
@@ -145,33 +149,42 @@ CASES = [
         SweepDirectoryError,
         "already holds a different sweep",
         prepare=_other_sweep,
+        engine=True,
     ),
     Case(
-        "misspelt field", {"grid": {"Sat.SMAA": [7000]}}, SweepSpecError, "Did you mean 'Sat.SMA'?"
+        "misspelt field",
+        {"grid": {"Sat.SMAA": [7000]}},
+        SweepSpecError,
+        "Did you mean 'Sat.SMA'?",
+        engine=True,
     ),
     Case(
         "misspelt resource",
         {"grid": {"Sta.SMA": [7000]}},
         SweepSpecError,
         "no resource named 'Sta'. Did you mean 'Sat.SMA'?",
+        engine=True,
     ),
     Case(
         "wrong value type",
         {"grid": {"Sat.ECC": ["high"]}},
         SweepSpecError,
         "expected a real number, got str",
+        engine=True,
     ),
     Case(
         "value GMAT refuses",
         {"grid": {"Prop.InitialStepSize": [0, 30]}},
         SweepSpecError,
         "Initial Step Size must not be zero",
+        engine=True,
     ),
     Case(
         "enum value GMAT refuses",
         {"grid": {"Sat.DateFormat": ["Bogus"]}},
         SweepSpecError,
         "is not an allowed value",
+        engine=True,
     ),
     Case(
         "script GMAT cannot parse",
@@ -179,6 +192,7 @@ CASES = [
         SweepSpecError,
         'The field name "Bogus Thing" on object "Prop" is not permitted',
         script=DATA / "parse_error.script",
+        engine=True,
     ),
     Case(
         "script naming a missing file",
@@ -186,6 +200,7 @@ CASES = [
         SweepSpecError,
         'The file name "no_such_model.cof" does not exist',
         script=DATA / "missing_gravity_file.script",
+        engine=True,
     ),
     Case(
         "engine path not an install",
@@ -201,11 +216,14 @@ CASES = [
         "has changed since the sweep",
         prepare=_changed_script,
         call=resume,
+        engine=True,
     ),
 ]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=c.name, marks=pytest.mark.slow if c.engine else ()) for c in CASES]
+)
 def test_bad_input_is_refused_before_any_run(case: Case, tmp_path: Path) -> None:
     out = tmp_path / "out"
     if case.prepare is not None:

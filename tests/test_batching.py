@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
 
 from prefect_gmat import sweep
@@ -16,7 +15,11 @@ from prefect_gmat.core.records import Outcome
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.study.batching import BatchSizer, batch_name
 from prefect_gmat.study.manifest import read_manifest
-from tests.conftest import DEMO_SCRIPT, executions, kill_a_busy_worker_when
+from tests.support.faults import kill_a_busy_worker_when
+from tests.support.paths import DEMO_SCRIPT
+from tests.support.points import sma_grid
+from tests.support.prefect_api import task_runs_of
+from tests.support.sweepdir import executions
 
 
 def _ran(seconds: float, count: int) -> list[Outcome]:
@@ -53,14 +56,11 @@ def test_a_fixed_size_is_kept() -> None:
 
 def _task_runs(flow_run_name: str) -> list[TaskRun]:
     with get_client(sync_client=True) as client:
-        flows = [f for f in client.read_flow_runs() if f.name == flow_run_name]
-        assert flows, f"no flow run {flow_run_name}"
-        flow = flows[0]
-        return client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow.id]))
-        )
+        return task_runs_of(client, flow_run_name)
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_a_batch_is_named_for_its_points_and_each_point_is_recorded(tmp_path: Path) -> None:
     script = tmp_path / "batched.script"
     shutil.copy(DEMO_SCRIPT, script)
@@ -73,11 +73,13 @@ def test_a_batch_is_named_for_its_points_and_each_point_is_recorded(tmp_path: Pa
     assert names == {"runs-0-4", "runs-5-9", "runs-10-11"}
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_a_crash_in_a_batch_retries_that_point_alone(tmp_path: Path) -> None:
     out = tmp_path / "crash"
     killed: list[int] = []
     watcher = kill_a_busy_worker_when(out, 30, killed)
-    grid = {"Sat.SMA": [7000.0 + 5 * i for i in range(60)]}
+    grid = sma_grid(60)
     sweep(DEMO_SCRIPT, grid=grid, out=out, workers=2, points_per_task=20, retries=1)
     watcher.join()
     assert killed
@@ -91,13 +93,15 @@ def test_a_crash_in_a_batch_retries_that_point_alone(tmp_path: Path) -> None:
     assert runs[retried[0]] in (1, 2)
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_failed_points_show_in_their_batchs_state_message(tmp_path: Path) -> None:
     out = tmp_path / "failed"
     killed: list[int] = []
     watcher = kill_a_busy_worker_when(out, 6, killed)
     script = tmp_path / "failing.script"
     shutil.copy(DEMO_SCRIPT, script)
-    grid = {"Sat.SMA": [7000.0 + 5 * i for i in range(20)]}
+    grid = sma_grid(20)
     sweep(script, grid=grid, out=out, workers=1, points_per_task=10, retries=0, archive=False)
     watcher.join()
     assert killed
@@ -109,6 +113,7 @@ def test_failed_points_show_in_their_batchs_state_message(tmp_path: Path) -> Non
     assert "1 of 10 runs failed" in (message or "")
 
 
+@pytest.mark.usefixtures("prefect_server")
 @pytest.mark.parametrize("value", [0, -3, 2.5, "many", True])
 def test_a_bad_points_per_task_is_refused(value: object, tmp_path: Path) -> None:
     with pytest.raises(SweepSpecError, match="points_per_task"):

@@ -15,7 +15,9 @@ from prefect_gmat.flows.sweep import sweep_flow
 from prefect_gmat.runtime.sync import sync_value
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.request import Knobs, Points, SweepRequest
-from tests.conftest import DEMO_SCRIPT
+from tests.support.paths import DEMO_SCRIPT
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 def test_pip_installation_reports_its_version_and_starts_the_engine() -> None:

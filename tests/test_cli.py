@@ -12,7 +12,9 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat.cli import main, parse_grid_option
 from prefect_gmat.errors import SweepSpecError
-from tests.conftest import DEMO_SCRIPT, REPO
+from tests.support.paths import DEMO_SCRIPT, REPO
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 @pytest.mark.parametrize(

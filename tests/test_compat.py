@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
 
 from prefect_gmat import load_sweep, sweep
-from prefect_gmat.engine.install import shim_root
-from tests.conftest import DATA, DEMO_SCRIPT, REPO, SMA_GRID, executions
+from tests.support.paths import DATA, DEMO_SCRIPT
+from tests.support.reference import ReferenceSweep, reference_sweep
+from tests.support.sweepdir import Swept, executions
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
 
 DRAG_SCRIPT = """\
 Create Spacecraft Sat
@@ -58,50 +55,17 @@ Propagate Prop(Sat) {Sat.ElapsedSecs = 900}
 """
 
 
-def reference_sweep(
-    script: Path, grid: Mapping[str, list[Any]], out: Path, bundle: Path | None = None
-) -> pd.DataFrame:
-    """gmat-sweep 0.6.0's own sweep() frame, run in a subprocess on the same engine."""
-    frame_path = out.with_suffix(".pkl")
-    args = [
-        sys.executable,
-        "-m",
-        "tests.gmat_sweep_reference",
-        str(script),
-        str(out),
-        json.dumps(grid),
-        str(frame_path),
-    ]
-    if bundle is not None:
-        args.append(str(bundle))
-    env = {**os.environ, "GMAT_ROOT": str(shim_root())}
-    done = subprocess.run(args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    frame: pd.DataFrame = pd.read_pickle(frame_path)
-    return frame
-
-
-@pytest.fixture(scope="module")
-def leo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, Path, pd.DataFrame]:
-    base = tmp_path_factory.mktemp("compat")
-    ours = sweep(DEMO_SCRIPT, grid=SMA_GRID, out=base / "ours", workers=2)
-    theirs = reference_sweep(DEMO_SCRIPT, SMA_GRID, base / "theirs")
-    return base / "ours", ours, base / "theirs", theirs
-
-
+@pytest.mark.slow
 def test_our_frame_equals_gmat_sweeps_for_the_walkthrough_grid(
-    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
+    walkthrough: Swept, gmat_sweep_walkthrough: ReferenceSweep
 ) -> None:
-    _, ours, _, theirs = leo
-    pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+    pd.testing.assert_frame_equal(walkthrough.frame, gmat_sweep_walkthrough.frame, check_exact=True)
 
 
-def test_gmat_sweep_reads_our_directory_to_our_frame(
-    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
-) -> None:
+def test_gmat_sweep_reads_our_directory_to_our_frame(walkthrough: Swept) -> None:
     from gmat_sweep import Manifest, lazy_multiindex
 
-    out, ours, _, _ = leo
+    out, ours = walkthrough
     manifest = Manifest.load(out / "manifest.jsonl")
     assert manifest.run_count == 10
     assert manifest.gmat_install_version == "R2026a"
@@ -109,13 +73,15 @@ def test_gmat_sweep_reads_our_directory_to_our_frame(
     pd.testing.assert_frame_equal(lazy_multiindex(manifest, out), ours, check_exact=True)
 
 
+@pytest.mark.slow
 def test_we_read_gmat_sweeps_directory_to_its_frame(
-    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
+    gmat_sweep_walkthrough: ReferenceSweep,
 ) -> None:
-    _, _, theirs_dir, theirs = leo
+    theirs_dir, theirs, _ = gmat_sweep_walkthrough
     pd.testing.assert_frame_equal(load_sweep(theirs_dir), theirs, check_exact=True)
 
 
+@pytest.mark.slow
 def test_a_new_drag_script_with_two_swept_fields_matches_gmat_sweep(tmp_path: Path) -> None:
     script = tmp_path / "drag_leo.script"
     script.write_text(DRAG_SCRIPT)
@@ -132,11 +98,9 @@ def test_a_new_drag_script_with_two_swept_fields_matches_gmat_sweep(tmp_path: Pa
     assert with_params.xs(3, level="run_id")["Sat.Cd"].unique().tolist() == [2.2]
 
 
-def test_frame_matches_the_golden_made_from_a_real_run(
-    leo: tuple[Path, pd.DataFrame, Path, pd.DataFrame],
-) -> None:
+def test_frame_matches_the_golden_made_from_a_real_run(walkthrough: Swept) -> None:
     """The golden tests/data/golden_leo_short_sma.csv was written from a real run."""
-    _, ours, _, _ = leo
+    ours = walkthrough.frame
     golden = pd.read_csv(
         DATA / "golden_leo_short_sma.csv", parse_dates=["time", "Sat.UTCGregorian"]
     )
@@ -150,6 +114,7 @@ def test_frame_matches_the_golden_made_from_a_real_run(
     assert (ours["__status"] == golden["__status"]).all()
 
 
+@pytest.mark.slow
 def test_uniform_samples_are_reproducible_and_resume_runs_the_same_points(tmp_path: Path) -> None:
     from prefect_gmat import resume, uniform_samples
     from prefect_gmat.study.manifest import read_manifest

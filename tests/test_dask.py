@@ -8,11 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
 from prefect_gmat import load_sweep, sweep
 from prefect_gmat.study.manifest import read_manifest
-from tests.conftest import DATA, DEMO_SCRIPT, SMA_GRID
+from tests.support.paths import DATA, DEMO_SCRIPT
+from tests.support.points import SMA_GRID
+from tests.support.prefect_api import task_runs_of
+
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]  # dask clusters
 
 
 def test_a_sweep_on_a_local_dask_cluster_gives_the_same_frame(tmp_path: Path) -> None:
@@ -25,9 +28,7 @@ def test_a_sweep_on_a_local_dask_cluster_gives_the_same_frame(tmp_path: Path) ->
     records = read_manifest(tmp_path / "dask").records
     assert sorted(records) == list(range(6))
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["sweep-leo_short-6pts"]))
-        )
+        runs = task_runs_of(client, "sweep-leo_short-6pts")
     covered = set()  # dask workers report to the same server: run-3, or a batch runs-3-5
     for name in (r.name for r in runs if r.name.startswith("run")):
         first, _, last = name.split("-", 1)[1].partition("-")

@@ -14,22 +14,22 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat import sweep
 from prefect_gmat.core.records import sha256_file
 from prefect_gmat.study.manifest import read_manifest
-from tests.conftest import DEMO_SCRIPT
+from tests.support.paths import DEMO_SCRIPT
+from tests.support.points import sma_grid
+from tests.support.waiting import when_runs_start
 from tools.local_server import free_port
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
 
 DASK = str(Path(sys.executable).with_name("dask"))
 #: Run a dask worker as root without the power to write other users' directories.
@@ -43,11 +43,11 @@ NO_OVERRIDE = [
 class Cluster:
     """A scheduler and workers, each in its own process group, killed by group at the end."""
 
-    def __init__(self, logs: Path) -> None:
+    def __init__(self, logs: Path, env: Mapping[str, str]) -> None:
         self.logs = logs
         self.address = f"tcp://127.0.0.1:{free_port()}"
         self.groups: dict[str, subprocess.Popen[bytes]] = {}
-        self.env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+        self.env = dict(env)  # the session's server: workers report their task runs to it
 
     def start(self, name: str, command: Sequence[str]) -> None:
         with open(self.logs / f"{name}.log", "wb") as log:
@@ -86,8 +86,8 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path)
+def cluster(tmp_path: Path, prefect_api_env: dict[str, str]) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path, prefect_api_env)
     port = cluster.address.rsplit(":", 1)[1]
     try:
         cluster.start(
@@ -100,23 +100,19 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
 
 
 def _kill_when(out: Path, runs: int, cluster: Cluster, name: str, killed: list[float]) -> None:
-    def watch() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if out.is_dir() and sum(1 for _ in out.glob("run-*")) >= runs:
-                cluster.kill(name)
-                killed.append(time.monotonic())
-                return
-            time.sleep(0.05)
+    def kill() -> bool:
+        cluster.kill(name)
+        killed.append(time.monotonic())
+        return True
 
-    threading.Thread(target=watch, daemon=True).start()
+    when_runs_start(out, runs, kill, timeout=300, interval=0.05)
 
 
 def test_a_real_cluster_survives_a_killed_worker(cluster: Cluster, tmp_path: Path) -> None:
     cluster.worker("worker-a")
     cluster.worker("worker-b")
     cluster.wait_for_workers(2)
-    grid = {"Sat.SMA": [7000.0 + 0.5 * i for i in range(1000)]}
+    grid = sma_grid(1000, step=0.5)
     out = tmp_path / "on-dask"
     killed: list[float] = []
     _kill_when(out, 300, cluster, "worker-b", killed)
@@ -147,8 +143,8 @@ def test_a_worker_that_cannot_write_out_sends_the_files_back(cluster: Cluster) -
         records = read_manifest(out).records
         for run_id, record in records.items():
             for key, path in record["output_paths"].items():
-                assert Path(path).parent == out / f"run-{run_id}"
-                assert sha256_file(path) == record["output_sha256"][key]
+                assert (out / path).parent == out / f"run-{run_id}"  # recorded relative to out
+                assert sha256_file(out / path) == record["output_sha256"][key]
         assert (out / "sweep_bundle.zip").is_file()
         assert not list(Path(tempfile.gettempdir()).glob("prefect-gmat-carry-*"))
     finally:

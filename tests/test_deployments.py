@@ -32,7 +32,7 @@ from prefect_gmat.errors import PrefectGmatError, SweepSpecError
 from prefect_gmat.runtime.events import emit_script_updated, script_resource
 from prefect_gmat.runtime.limits import engine_slots, read_engine_limit
 from prefect_gmat.runtime.observability import summary_rows
-from tests.conftest import DEMO_SCRIPT, REPO
+from tests.support.paths import DEMO_SCRIPT, REPO
 
 LOGGER = logging.getLogger("test")
 
@@ -78,6 +78,7 @@ def test_prefect_yaml_and_the_python_deployments_agree() -> None:
     assert (REPO / LEO_SCRIPT).is_file()
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_deploy_all_registers_the_deployments_with_their_triggers() -> None:
     deploy_all(REPO)
     with get_client(sync_client=True) as client:
@@ -97,6 +98,7 @@ def test_deploy_all_registers_the_deployments_with_their_triggers() -> None:
         assert [a.name for a in automations] == ["gmat-sweep-completed"]
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_engine_slots_are_held_while_the_block_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     name = f"test-engines-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("PREFECT_GMAT_ENGINE_LIMIT", name)
@@ -117,6 +119,7 @@ def test_engine_slots_are_held_while_the_block_runs(monkeypatch: pytest.MonkeyPa
     assert ENGINE_LIMIT == "gmat-engines"
 
 
+@pytest.mark.usefixtures("prefect_server")
 def test_script_updated_event_names_the_script_as_its_resource(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -12,7 +12,6 @@ tests skip, except in CI (``CI`` set), where that is a failure.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -28,10 +27,6 @@ from uuid import UUID
 import pytest
 import yaml  # type: ignore[import-untyped]
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.filters import (
-    LogFilter,
-    LogFilterFlowRunId,
-)
 from prefect.client.schemas.objects import FlowRun
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -45,12 +40,14 @@ from prefect_gmat.runtime.observability import PROGRESS_KEY, SUMMARY_KEY
 from prefect_gmat.study.bundle import verify_bundle
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
-from tests.conftest import DEMO_SCRIPT, REPO, SMA_GRID, executions
-from tests.work_pool import (
+from tests.support.paths import DEMO_SCRIPT, REPO
+from tests.support.points import SMA_GRID
+from tests.support.prefect_api import finished, run_artifacts, run_logs
+from tests.support.sweepdir import executions, recorded
+from tests.support.waiting import poll
+from tests.support.work_pool import (
     WorkerPlatform,
     assert_completed,
-    finished,
-    run_artifacts,
     wait_for,
     wait_for_events,
 )
@@ -190,12 +187,13 @@ def _log_matching(
     """The flow run's log line matching ``pattern``, once it has reached the server."""
 
     def probe() -> str | None:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+        logs = run_logs(client, run_id)
         return next((log.message for log in logs if re.search(pattern, log.message)), None)
 
     return wait_for(f"a log line matching {pattern!r}", probe, platform)
 
 
+@pytest.mark.slow
 def test_the_image_runs_as_a_user_with_its_engine_built_in(platform: DockerPlatform) -> None:
     """Not root, and the shim root is in the image, read-only: a first run cannot rebuild it."""
     probe = (
@@ -210,6 +208,7 @@ def test_the_image_runs_as_a_user_with_its_engine_built_in(platform: DockerPlatf
     assert writable == "False"
 
 
+@pytest.mark.slow
 def test_a_deployment_run_sweeps_in_a_container_onto_the_host_volume(
     platform: DockerPlatform,
 ) -> None:
@@ -255,6 +254,7 @@ def test_a_deployment_run_sweeps_in_a_container_onto_the_host_volume(
     assert events[0]["resource"]["prefect.resource.name"] == ENGINE_LIMIT
 
 
+@pytest.mark.slow
 def test_a_killed_container_retried_as_the_ui_does_finishes_its_sweep(
     platform: DockerPlatform,
 ) -> None:
@@ -308,14 +308,14 @@ def _kill_when_runs_are_recorded(
     out: Path, run_id: UUID, *, runs: int, platform: DockerPlatform
 ) -> str:
     """``docker kill`` the flow run's container once ``runs`` runs are in its manifest."""
-    deadline = time.monotonic() + platform.run_timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            recorded = (out / "manifest.jsonl").read_text().count('"run_id"')
-            if recorded >= runs:
-                found = _container_of(run_id)
-                assert len(found) == 1, found
-                docker("kill", found[0])
-                return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"the sweep never recorded {runs} runs\n{platform.diagnostics()}")
+    poll(
+        f"{runs} runs recorded",
+        lambda: recorded(out) >= runs or None,
+        timeout=platform.run_timeout,
+        interval=0.05,
+        diagnostics=platform.diagnostics,
+    )
+    found = _container_of(run_id)
+    assert len(found) == 1, found
+    docker("kill", found[0])
+    return found[0]

@@ -102,6 +102,7 @@ def _build(cache: str) -> str:
     return str(shim_root())
 
 
+@pytest.mark.slow
 def test_concurrent_builders_agree_on_one_complete_root(tmp_path: Path) -> None:
     cache = str(tmp_path / "cache")
     with multiprocessing.get_context("spawn").Pool(4) as pool:

@@ -21,7 +21,7 @@ from prefect.client.schemas.sorting import FlowRunSort
 from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat.runtime.ephemeral import _profile_names_a_server
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -52,6 +52,7 @@ def _servers_of(home: Path) -> list[psutil.Process]:
     return found
 
 
+@pytest.mark.slow
 def test_without_a_server_the_sweep_starts_its_own_and_stops_it(tmp_path: Path) -> None:
     home = tmp_path / "home"
     done = _demo(home, tmp_path / "demo")
@@ -69,6 +70,8 @@ def test_without_a_server_the_sweep_starts_its_own_and_stops_it(tmp_path: Path) 
     assert not _servers_of(home), "the temporary server outlived the sweep"
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_a_server_named_by_the_profile_is_used_and_none_started(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()

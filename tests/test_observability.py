@@ -3,36 +3,22 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from uuid import UUID
 
-from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import (
-    ArtifactFilter,
-    ArtifactFilterFlowRunId,
-    LogFilter,
-    LogFilterFlowRunId,
-)
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import Log
 
 from prefect_gmat.flows.sweep import sweep_flow
 from prefect_gmat.runtime.observability import PROGRESS_KEY, SUMMARY_KEY
-from tests.conftest import DATA
+from tests.support.paths import DATA
+from tests.support.prefect_api import logs_once, run_artifacts
+
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 
-def _failure_warnings(client: SyncPrefectClient, run_id: UUID, expected: int) -> list[str]:
-    """The run's failure warnings, once ``expected`` of them have reached the server.
-
-    Logs are shipped to the API in batches after the flow returns, in any order,
-    so wait for the count, not for one particular message.
-    """
-    deadline = time.monotonic() + 30
-    while True:
-        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
-        warnings = [log.message for log in logs if log.level == 30 and " failed: " in log.message]
-        if len(warnings) >= expected or time.monotonic() > deadline:
-            return warnings
-        time.sleep(0.5)
+def _failure_warnings(logs: list[Log]) -> list[str]:
+    return [log.message for log in logs if log.level == 30 and " failed: " in log.message]
 
 
 def test_failed_runs_show_in_the_table_and_as_warnings_with_the_engine_log(tmp_path: Path) -> None:
@@ -48,12 +34,7 @@ def test_failed_runs_show_in_the_table_and_as_warnings_with_the_engine_log(tmp_p
     run_id = state.state_details.flow_run_id
     assert run_id is not None
     with get_client(sync_client=True) as client:
-        artifacts = {
-            a.key: a
-            for a in client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
-            )
-        }
+        artifacts = run_artifacts(client, run_id)
         assert artifacts[PROGRESS_KEY].data == 100.0
         table = artifacts[SUMMARY_KEY]
         assert isinstance(table.data, str)
@@ -61,7 +42,12 @@ def test_failed_runs_show_in_the_table_and_as_warnings_with_the_engine_log(tmp_p
         assert (row["status"], row["runs"], row["run ids"]) == ("failed (engine)", 2, "0-1")
         assert table.description == f"0 ok, 2 failed of 2 runs in {tmp_path / 'det'}"
 
-        warnings = _failure_warnings(client, run_id, expected=2)
+        # Logs are shipped to the API in batches after the flow returns, in any order:
+        # wait for the count, not for one particular message.
+        logs = logs_once(
+            client, run_id, lambda logs: len(_failure_warnings(logs)) >= 2, "2 failure warnings"
+        )
+        warnings = _failure_warnings(logs)
     assert len(warnings) == 2
     for message in warnings:
         # the cause, then the GMAT log lines that explain it

@@ -17,7 +17,7 @@ from prefect_gmat.core.records import RunJob
 from prefect_gmat.engine.install import resolve_engine
 from prefect_gmat.engine.pool import WorkerPool, describe_exit
 from prefect_gmat.errors import EngineNotFoundError
-from tests.conftest import DATA, DEMO_SCRIPT
+from tests.support.paths import DATA, DEMO_SCRIPT
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +134,7 @@ def test_workers_are_single_threaded_forks_of_one_template(
         assert len(os.listdir(f"/proc/{pid}/task")) == 1, f"process {pid} started a thread"
 
 
+@pytest.mark.slow
 def test_a_killed_template_is_started_again_when_a_worker_is_needed(tmp_path: Path) -> None:
     with WorkerPool(resolve_engine().root, 1) as small:
         assert small.run(_job(0, tmp_path)).ok
@@ -157,6 +158,7 @@ def test_a_run_that_never_ends_hits_its_timeout(pool: WorkerPool, tmp_path: Path
     assert pool.run(_job(1, tmp_path)).ok
 
 
+@pytest.mark.slow
 def test_workers_are_recycled_after_the_configured_number_of_runs(tmp_path: Path) -> None:
     with WorkerPool(resolve_engine().root, 1, recycle_after=3) as small:
         seen = []
@@ -179,6 +181,7 @@ def test_many_threads_share_the_pool(pool: WorkerPool, tmp_path: Path) -> None:
     assert all(o.ok for o in outcomes)
 
 
+@pytest.mark.slow
 def test_an_engine_that_cannot_start_is_reported_not_hung(tmp_path: Path) -> None:
     with (
         WorkerPool(tmp_path / "no-gmat-here", 1) as broken,

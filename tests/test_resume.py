@@ -2,82 +2,31 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import psutil
 import pytest
-from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat import load_bundle, load_sweep, resume, retry_failed, sweep, verify_bundle
 from prefect_gmat.study.manifest import read_manifest
-from tests.conftest import DEMO_SCRIPT, REPO, executions, kill_a_busy_worker_when
-from tests.sweep_subprocess import grid
+from tests.support.faults import SweepProcesses, kill_a_busy_worker_when, kill_with_workers
+from tests.support.paths import DEMO_SCRIPT
+from tests.support.points import sma_grid
+from tests.support.sweepdir import executions
+from tests.support.waiting import wait_for_records
 
-
-def recorded(out: Path) -> int:
-    try:
-        return len((out / "manifest.jsonl").read_text().splitlines()) - 1
-    except FileNotFoundError:
-        return 0
-
-
-StartSweep = Callable[..., "subprocess.Popen[bytes]"]
-
-
-@pytest.fixture
-def start_sweep() -> Iterator[StartSweep]:
-    """Start tests.sweep_subprocess against the test server; kill it (and workers) at teardown."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(out: Path, points: int, retries: int = 0) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.sweep_subprocess", str(out), str(points), str(retries)],
-            cwd=REPO,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        try:
-            family = psutil.Process(proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            family = []
-        for p in [*family]:
-            p.kill()
-        proc.kill()
-        proc.wait()
-
-
-def wait_for_records(out: Path, count: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 180
-    while recorded(out) < count:
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
-        assert time.monotonic() < deadline, "the sweep made no progress"
-        time.sleep(0.02)
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 
 def test_kill_9_at_half_then_resume_redoes_nothing_finished(
-    start_sweep: StartSweep, tmp_path: Path
+    sweep_processes: SweepProcesses, tmp_path: Path
 ) -> None:
     out = tmp_path / "killed"
-    proc = start_sweep(out, 300)
+    proc = sweep_processes.start("grid", out, 300)
     wait_for_records(out, 150, proc)
-    workers = psutil.Process(proc.pid).children(recursive=True)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    psutil.wait_procs(workers, timeout=30)  # orphaned engines exit when their pipe closes
+    workers = kill_with_workers(proc)
     assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
 
     before = read_manifest(out)  # readable after kill -9 (at most a torn last line)
@@ -96,15 +45,15 @@ def test_kill_9_at_half_then_resume_redoes_nothing_finished(
     # flush alone would redo up to ~35.
     again = sorted(i for i, n in runs.items() if n > 1)
     assert len(again) <= 10, again
-    uninterrupted = sweep(DEMO_SCRIPT, grid=grid(300), out=tmp_path / "whole", workers=2)
+    uninterrupted = sweep(DEMO_SCRIPT, grid=sma_grid(300), out=tmp_path / "whole", workers=2)
     pd.testing.assert_frame_equal(df, uninterrupted, check_exact=True)
 
 
 def test_sigterm_stops_the_sweep_with_a_valid_manifest_and_no_engines_left(
-    start_sweep: StartSweep, tmp_path: Path
+    sweep_processes: SweepProcesses, tmp_path: Path
 ) -> None:
     out = tmp_path / "terminated"
-    proc = start_sweep(out, 400)
+    proc = sweep_processes.start("grid", out, 400)
     wait_for_records(out, 40, proc)
     workers = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)
@@ -125,7 +74,7 @@ def test_retry_failed_reruns_only_the_failures(tmp_path: Path) -> None:
     out = tmp_path / "flaky"
     killed: list[int] = []
     watcher = kill_a_busy_worker_when(out, 20, killed)
-    sweep(DEMO_SCRIPT, grid=grid(60), out=out, workers=2, retries=0, archive=False)
+    sweep(DEMO_SCRIPT, grid=sma_grid(60), out=out, workers=2, retries=0, archive=False)
     watcher.join()
     failed = read_manifest(out).failed_ids()
     assert killed and len(failed) == 1
@@ -142,10 +91,10 @@ def test_retry_failed_reruns_only_the_failures(tmp_path: Path) -> None:
 def test_the_same_sweep_again_runs_only_what_is_not_ok(tmp_path: Path) -> None:
     """A rerun (or a flow run retried from the UI) continues the sweep in its directory."""
     out = tmp_path / "again"
-    first = sweep(DEMO_SCRIPT, grid=grid(6), out=out, workers=2)
+    first = sweep(DEMO_SCRIPT, grid=sma_grid(6), out=out, workers=2)
     lost = next((out / "run-2").glob("report__*.parquet"))
     lost.unlink()
-    df = sweep(DEMO_SCRIPT, grid=grid(6), out=out, workers=2)
+    df = sweep(DEMO_SCRIPT, grid=sma_grid(6), out=out, workers=2)
     assert executions(out) == {0: 1, 1: 1, 2: 2, 3: 1, 4: 1, 5: 1}
     pd.testing.assert_frame_equal(df, first, check_exact=True)
     verify_bundle(out / "sweep_bundle.zip")  # rebuilt with run 2's new Parquet
@@ -154,19 +103,19 @@ def test_the_same_sweep_again_runs_only_what_is_not_ok(tmp_path: Path) -> None:
 
 
 def test_a_second_sweep_in_a_running_sweeps_directory_is_refused(
-    start_sweep: StartSweep, tmp_path: Path
+    sweep_processes: SweepProcesses, tmp_path: Path
 ) -> None:
     from prefect_gmat.errors import SweepDirectoryError
 
     out = tmp_path / "busy"
-    proc = start_sweep(out, 400)
+    proc = sweep_processes.start("grid", out, 400)
     wait_for_records(out, 5, proc)
     before = (out / "manifest.jsonl").read_bytes()
     with pytest.raises(SweepDirectoryError, match="a sweep is still running in"):
         resume(out, workers=1)
     with pytest.raises(SweepDirectoryError, match="a sweep is still running in"):
-        sweep(DEMO_SCRIPT, grid=grid(400), out=out, workers=1)
+        sweep(DEMO_SCRIPT, grid=sma_grid(400), out=out, workers=1)
     with pytest.raises(SweepDirectoryError, match="a sweep is still running in"):
-        sweep(DEMO_SCRIPT, grid=grid(400), out=out, workers=1, overwrite=True)
+        sweep(DEMO_SCRIPT, grid=sma_grid(400), out=out, workers=1, overwrite=True)
     assert (out / "manifest.jsonl").read_bytes().startswith(before)  # untouched, still growing
     assert proc.poll() is None

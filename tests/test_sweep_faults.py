@@ -15,11 +15,16 @@ from prefect_gmat import resume, sweep
 from prefect_gmat.errors import ManifestError
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.sweepdir import outputs_intact
-from tests.conftest import DATA, DEMO_SCRIPT, executions, kill_a_busy_worker_when
+from tests.support.faults import kill_a_busy_worker_when
+from tests.support.paths import DATA, DEMO_SCRIPT
+from tests.support.points import sma_grid
+from tests.support.sweepdir import executions
 
-GRID_200 = {"Sat.SMA": np.linspace(7000.0, 7995.0, 200)}
+pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
+
+GRID_200 = {"Sat.SMA": np.linspace(7000.0, 7995.0, 200)}  # NumPy values, as users pass them
 SMA_200 = GRID_200["Sat.SMA"]
-SMA_600 = [7000.0 + 0.5 * i for i in range(600)]
+SMA_600 = sma_grid(600, step=0.5)["Sat.SMA"]
 
 
 def test_a_worker_killed_mid_sweep_fails_only_its_run_with_the_cause(tmp_path: Path) -> None:

@@ -6,21 +6,25 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from prefect_gmat import load_sweep, sweep
-from tests.conftest import SMA_GRID
+from tests.support.sweepdir import Swept
 
 
-def test_walkthrough_grid_gives_thirty_ok_rows(demo_script: Path, tmp_path: Path) -> None:
-    df = sweep(demo_script, grid=SMA_GRID, out=tmp_path / "leo", workers=2)
+def test_walkthrough_grid_gives_thirty_ok_rows(walkthrough: Swept) -> None:
+    """The session's walkthrough sweep: SMA_GRID over the demo script, two workers."""
+    out, df = walkthrough
     assert df.shape == (30, 5)
     assert df["__status"].value_counts().to_dict() == {"ok": 30}
     assert list(df.index.names) == ["run_id", "time"]
     assert sorted(df.index.unique("run_id")) == list(range(10))
-    again = load_sweep(tmp_path / "leo")
+    again = load_sweep(out)
     assert again.equals(df)
 
 
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
 def test_numpy_numbers_and_string_values_make_a_cartesian_product(
     demo_script: Path, tmp_path: Path
 ) -> None:

@@ -160,14 +160,15 @@ def log_excerpt(log: str, *, limit: int = 20) -> str:
     """
     lines = [line.rstrip() for line in log.splitlines() if line.strip()]
     lines = [line for line in lines if not _NOISE.match(line)]
-    chosen: list[str] = []
+    chosen: list[int] = []  # indices into lines, so a quoted line that is flagged too shows once
     for index, line in enumerate(lines):
-        if _FLAGGED.search(line):
-            chosen.append(line)
+        if _FLAGGED.search(line) and index not in chosen[-1:]:
+            chosen.append(index)
             following = lines[index + 1] if index + 1 < len(lines) else ""
             if following.lstrip().startswith('"'):  # GMAT quotes the offending script line
-                chosen.append(following)
-    return "\n".join(chosen[-limit:] if chosen else lines[-limit:])
+                chosen.append(index + 1)
+    picked = [lines[index] for index in chosen]
+    return "\n".join(picked[-limit:] if picked else lines[-limit:])
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,3 @@ class Problem:
     message: str
     value: Any = None
     log_excerpt: str | None = None
-
-
-#: What GMAT creates in every mission, so a script that creates nothing still lists them.

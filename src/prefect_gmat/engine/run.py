@@ -128,11 +128,16 @@ def execute(job: RunJob) -> Outcome:
     except GmatLoadError:
         log = _read_text(gmat_log)
         return failed("load", f"GMAT could not load {job.script_path}", log)
+    except Exception as exc:  # never raise for a run fault (gmat-sweep's run_one catches all)
+        cause = f"GMAT could not load {job.script_path}: {type(exc).__name__}: {exc}"
+        return failed("load", cause, _read_text(gmat_log))
     try:
         for key, value in job.overrides.items():
             mission[key] = value
     except GmatFieldError as exc:
         return failed("field", str(exc))
+    except Exception as exc:
+        return failed("field", f"cannot set {key!r} to {value!r}: {type(exc).__name__}: {exc}")
 
     try:
         results = mission.run(working_dir=run_dir, overwrite=True)
@@ -144,6 +149,8 @@ def execute(job: RunJob) -> Outcome:
         if getattr(exc, "path", None) is not None and not exc.log:
             return failed("io", cause)
         return failed("engine", cause, log)
+    except Exception as exc:
+        return failed("engine", f"{type(exc).__name__}: {exc}", _read_text(gmat_log))
 
     try:
         output_paths: dict[str, str] = {}
@@ -347,12 +354,20 @@ def _with_time_column(frame: Any) -> Any:
 def _write_parquet(path: Path, frame: Any) -> str:
     """Write atomically (temp file + rename) so a killed run never leaves half a Parquet."""
     if frame.columns.has_duplicates:
+        taken = set(frame.columns)  # a suffixed name must not be a real column's
         seen: dict[str, int] = {}
         names = []
         for column in frame.columns:
-            count = seen.get(column, 0)
-            names.append(column if count == 0 else f"{column}.{count}")
-            seen[column] = count + 1
+            if column not in seen:
+                seen[column] = 0
+                names.append(column)
+                continue
+            count = seen[column] + 1
+            while f"{column}.{count}" in taken:
+                count += 1
+            seen[column] = count
+            taken.add(f"{column}.{count}")
+            names.append(f"{column}.{count}")
         frame = frame.copy()
         frame.columns = names
     tmp = path.with_name(f".{path.name}.tmp")

@@ -20,6 +20,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.study.designs import Design, read_samples
 
@@ -52,7 +54,7 @@ def canonical_script_sha256(path: str | os.PathLike[str]) -> str:
 
 def normalise_value(field: str, value: Any) -> Value:
     """Turn one grid value into a plain JSON scalar, or say why it cannot be one."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, str):
         return value
@@ -148,6 +150,13 @@ class SweepSpec:
             samples = read_samples(samples)
         if not samples:
             raise SweepSpecError("samples is empty; give at least one point.", field="samples")
+        for index, row in enumerate(samples):
+            if not isinstance(row, Mapping):
+                raise SweepSpecError(
+                    f"sample {index} is a {type(row).__name__}, not a mapping; give each "
+                    "sample as {field: value}.",
+                    field="samples",
+                )
         keys = set(samples[0])
         rows: list[dict[str, Value]] = []
         for index, row in enumerate(samples):
@@ -278,14 +287,14 @@ def uniform_samples(
     Pass the result as ``samples=``: the drawn values are stored in the manifest,
     so a resumed sweep runs exactly the same points (no redraw).
     """
-    import numpy as np
-
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SweepSpecError(f"n must be a whole number >= 1, got {n!r}.", field="n")
     fields = sorted(ranges)
     for name in fields:
         _check_field_name(name)
-        low, high = (normalise_value(name, v) for v in ranges[name])
+        given = ranges[name]
+        bounds = [normalise_value(name, v) for v in given] if isinstance(given, Iterable) else []
+        low, high = bounds if len(bounds) == 2 else (None, None)
         if not isinstance(low, (int, float)) or not isinstance(high, (int, float)) or low > high:
             raise SweepSpecError(
                 f"range for {name!r} is {ranges[name]!r}; write it as (low, high) numbers "

@@ -8,7 +8,6 @@ start deployment runs on it and wait for what the worker and server record.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,10 +17,10 @@ from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from tests.support.waiting import poll
 from tools.local_server import LocalServer, prefect_command
 
 
@@ -40,7 +39,7 @@ class WorkerPlatform:
 
     @contextmanager
     def client(self) -> Iterator[SyncPrefectClient]:
-        """A client of this server (the session's harness server stays the default elsewhere)."""
+        """A client of this server (not of the session's test server, if one runs)."""
         with (
             temporary_settings({PREFECT_API_URL: self.server.api_url}),
             get_client(sync_client=True) as client,
@@ -84,13 +83,13 @@ class WorkerPlatform:
 
 def wait_for[T](what: str, probe: Callable[[], T | None], platform: WorkerPlatform) -> T:
     """Poll ``probe`` until it returns something, for up to the platform's run timeout."""
-    deadline = time.monotonic() + platform.run_timeout
-    while time.monotonic() < deadline:
-        found = probe()
-        if found is not None:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}\n{platform.diagnostics()}")
+    return poll(
+        what,
+        probe,
+        timeout=platform.run_timeout,
+        interval=0.2,
+        diagnostics=platform.diagnostics,
+    )
 
 
 def wait_for_events(
@@ -98,19 +97,6 @@ def wait_for_events(
 ) -> list[dict[str, Any]]:
     """The server records events a moment after they arrive: poll until they show."""
     return wait_for(f"{name} events", lambda: platform.events(name, **where) or None, platform)
-
-
-def finished(client: SyncPrefectClient, run_id: UUID) -> FlowRun | None:
-    run = client.read_flow_run(run_id)
-    return run if run.state is not None and run.state.is_final() else None
-
-
-def run_artifacts(client: SyncPrefectClient, run_id: UUID) -> dict[str, Any]:
-    """The flow run's artifacts by key."""
-    found = client.read_artifacts(
-        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id]))
-    )
-    return {a.key: a for a in found if a.key}
 
 
 def assert_completed(run: FlowRun, platform: WorkerPlatform) -> None:
