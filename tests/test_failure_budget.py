@@ -13,6 +13,7 @@ from prefect import get_client
 from prefect_gmat import FailureBudgetError, resume, sweep
 from prefect_gmat.study.manifest import read_manifest
 from tests.support.paths import DATA
+from tests.support.prefect_api import latest_flow_run
 from tests.support.sweepdir import executions
 
 pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
@@ -38,7 +39,7 @@ def test_a_failure_budget_stops_the_sweep_and_resume_finishes_it(tmp_path: Path)
     assert pickle.loads(pickle.dumps(error)).causes == error.causes
 
     with get_client(sync_client=True) as client:  # the flow run ended Failed, saying why
-        [run] = [r for r in client.read_flow_runs(limit=20) if r.name == "sweep-drag_leo-400pts"]
+        run = latest_flow_run(client, "sweep-drag_leo-400pts")
         assert run.state is not None and run.state.is_failed()
         assert "max_failures" in str(run.state.message)
 

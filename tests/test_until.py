@@ -18,6 +18,7 @@ from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.study.convergence import MIN_OK_RUNS, Until
 from prefect_gmat.study.manifest import read_manifest
 from tests.support.paths import DATA
+from tests.support.prefect_api import latest_flow_run
 from tests.support.reference import run_reference
 from tests.support.sweepdir import executions
 
@@ -66,8 +67,7 @@ def test_a_study_stops_once_converged_and_is_monte_carlo_at_its_n(tmp_path: Path
     assert math.isclose(rounds[-1]["se"], _se(finals), rel_tol=1e-9)
 
     with get_client(sync_client=True) as client:  # the state says it converged
-        runs = client.read_flow_runs(limit=20)
-        [run] = [r for r in runs if r.name == f"sweep-launch_dispersion-{CAP}pts"]
+        run = latest_flow_run(client, f"sweep-launch_dispersion-{CAP}pts")
         assert run.state is not None and run.state.is_completed()
         assert f"converged at n={n}" in str(run.state.message)
 
