@@ -144,7 +144,7 @@ def test_a_full_disk_stops_the_sweep_clearly_and_keeps_earlier_runs(small_disk: 
     assert manifest.torn_line is None
     assert manifest.ok_ids(), "no run finished before the disk filled"
     for run_id in manifest.ok_ids():
-        assert outputs_intact(manifest.records[run_id])
+        assert outputs_intact(manifest.records[run_id], out)  # paths are relative to out
     for run_id in manifest.failed_ids():
         assert "no space left on the disk" in manifest.records[run_id]["error"]
     # with room again, resume finishes the sweep without redoing the earlier runs
