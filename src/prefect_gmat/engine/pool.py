@@ -70,10 +70,17 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
+#: The exit code of a worker that died after its template: the one process that could
+#: have said how it ended is gone.
+EXIT_UNKNOWN = -1000
+
+
 def describe_exit(exitcode: int | None) -> str:
     """Say why a worker process ended, in words a user can act on."""
     if exitcode is None:
         return "worker died: no exit status"
+    if exitcode == EXIT_UNKNOWN:
+        return "worker died after its template process: its exit status is lost"
     if exitcode < 0:
         name = _signal_name(-exitcode)
         hint = " (killed; out of memory?)" if -exitcode == signal.SIGKILL else ""
@@ -200,12 +207,30 @@ class _Forked:
             except Exception:  # never forked: the template died, say how
                 self.returncode = self._template.process.poll() or 1
                 return self.returncode
-            self.returncode = self._template.exit_code(pid)
+            if self._template.alive():
+                self.returncode = self._template.exit_code(pid)
+            elif not _pid_running(pid):  # an orphan now: only the kernel can tell
+                self.returncode = EXIT_UNKNOWN
         return self.returncode
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
             os.kill(self.pid, signal.SIGKILL)
+
+
+def _pid_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie nobody reaps)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: the signal check (a zombie counts as running)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 @dataclass(eq=False)

@@ -12,6 +12,12 @@ up-front checks and the engine warm-up, and this process never imports the
 server. With ``PREFECT_API_URL`` set, or the ephemeral server disabled, it does
 nothing. A sweep refused by the checks stops the server it started.
 
+The server's output goes to a log file under ``PREFECT_HOME``, not to the user's
+terminal: stopping it cancels the server's services mid-flush, and uvicorn prints
+those cancellations as tracebacks that say nothing about the sweep. The file is
+unlinked once the server answers (it writes on to the unlinked file); it is kept,
+and named in the error, when the server did not come up.
+
 Its thread never imports Prefect (see ``runtime/imports.py``): Prefect's settings
 are read in the caller's thread, at once when Prefect is loaded already, else
 in :meth:`EarlyServer.use`, once the sweep has passed its checks.
@@ -25,6 +31,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tomllib
@@ -78,6 +85,7 @@ class EarlyServer:
         self.api_url: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
+        self._log: Path | None = None
         self._error: BaseException | None = None
         self._stopped = threading.Event()
         self._starting = threading.Lock()  # stop() never misses a server being started
@@ -123,7 +131,7 @@ class EarlyServer:
             self._wait_until_healthy()
         except BaseException as exc:  # Prefect then starts its own, and says why it cannot
             self._error = exc
-            self._terminate()
+            self._terminate(keep_log=True)
 
     def _launch(self, env: dict[str, str]) -> None:
         """Start the server process (the command of Prefect's ``SubprocessASGIServer``)."""
@@ -131,6 +139,7 @@ class EarlyServer:
         with self._starting:
             if self._stopped.is_set():
                 return
+            output = self._open_log(env)
             self._process = subprocess.Popen(
                 [
                     sys.executable,
@@ -164,7 +173,23 @@ class EarlyServer:
                     "PREFECT_SERVER_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
                 },
                 stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
             )
+            if output is not subprocess.DEVNULL:
+                os.close(output)
+
+    def _open_log(self, env: dict[str, str]) -> int:
+        """A new log file for the server's output under its ``PREFECT_HOME`` (an fd), or
+        DEVNULL when that directory cannot be written."""
+        home = Path(env.get("PREFECT_HOME") or "~/.prefect").expanduser()
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="temporary-server-", suffix=".log", dir=home)
+        except OSError:
+            return subprocess.DEVNULL
+        self._log = Path(name)
+        return fd
 
     def _wait_until_healthy(self) -> None:
         process = self._process
@@ -174,13 +199,18 @@ class EarlyServer:
         deadline = time.monotonic() + _HEALTH_TIMEOUT
         while time.monotonic() < deadline and not self._stopped.is_set():
             if process.poll() is not None:
-                raise RuntimeError(f"the temporary Prefect server exited with {process.returncode}")
+                raise RuntimeError(
+                    f"the temporary Prefect server exited with {process.returncode}"
+                    f" (its output: {self._log})"
+                )
             with (
                 contextlib.suppress(OSError),
                 urllib.request.urlopen(f"{url}/health", timeout=2) as reply,
             ):
                 if reply.status == 200:
                     self.api_url = url
+                    if self._log is not None:  # it came up: its output is nobody's concern
+                        self._log.unlink(missing_ok=True)
                     return
             self._stopped.wait(0.1)
         if self._stopped.is_set():
@@ -188,6 +218,7 @@ class EarlyServer:
             return
         raise TimeoutError(
             f"the temporary Prefect server was not healthy within {_HEALTH_TIMEOUT:.0f} s"
+            f" (its output: {self._log})"
         )
 
     @contextmanager
@@ -224,13 +255,16 @@ class EarlyServer:
         with self._starting:
             self._terminate()
 
-    def _terminate(self) -> None:
+    def _terminate(self, keep_log: bool = False) -> None:
         """SIGTERM now; reap (or SIGKILL after 5 s) in the background, so the caller goes on.
 
         Once only: stop() and this object's own thread (seeing the stop) both call it,
-        the thread maybe while the interpreter exits, when no thread may start.
+        the thread maybe while the interpreter exits, when no thread may start. The
+        log goes unless asked to stay (the server still writes to the unlinked file).
         """
         with self._terminating:
+            if self._log is not None and not keep_log and self._error is None:
+                self._log.unlink(missing_ok=True)
             process = self._process
             if process is None or self._terminated or process.poll() is not None:
                 return
