@@ -15,7 +15,7 @@ from prefect_gmat.core.records import Outcome
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.study.batching import BatchSizer, batch_name
 from prefect_gmat.study.manifest import read_manifest
-from tests.support.faults import kill_a_busy_worker_when
+from tests.support.faults import killing_a_busy_worker
 from tests.support.paths import DEMO_SCRIPT
 from tests.support.points import sma_grid
 from tests.support.prefect_api import task_runs_of
@@ -77,11 +77,9 @@ def test_a_batch_is_named_for_its_points_and_each_point_is_recorded(tmp_path: Pa
 @pytest.mark.usefixtures("prefect_server")
 def test_a_crash_in_a_batch_retries_that_point_alone(tmp_path: Path) -> None:
     out = tmp_path / "crash"
-    killed: list[int] = []
-    watcher = kill_a_busy_worker_when(out, 30, killed)
     grid = sma_grid(60)
-    sweep(DEMO_SCRIPT, grid=grid, out=out, workers=2, points_per_task=20, retries=1)
-    watcher.join()
+    with killing_a_busy_worker(out, 30) as killed:
+        sweep(DEMO_SCRIPT, grid=grid, out=out, workers=2, points_per_task=20, retries=1)
     assert killed
     records = read_manifest(out).records
     assert all(r["status"] == "ok" for r in records.values())
@@ -97,13 +95,11 @@ def test_a_crash_in_a_batch_retries_that_point_alone(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("prefect_server")
 def test_failed_points_show_in_their_batchs_state_message(tmp_path: Path) -> None:
     out = tmp_path / "failed"
-    killed: list[int] = []
-    watcher = kill_a_busy_worker_when(out, 6, killed)
     script = tmp_path / "failing.script"
     shutil.copy(DEMO_SCRIPT, script)
     grid = sma_grid(20)
-    sweep(script, grid=grid, out=out, workers=1, points_per_task=10, retries=0, archive=False)
-    watcher.join()
+    with killing_a_busy_worker(out, 6) as killed:
+        sweep(script, grid=grid, out=out, workers=1, points_per_task=10, retries=0, archive=False)
     assert killed
     [failed_id] = [i for i, r in read_manifest(out).records.items() if r["status"] != "ok"]
     failed_runs = [t for t in _task_runs("sweep-failing-20pts") if t.state_name == "Failed"]

@@ -27,10 +27,8 @@ from uuid import UUID
 import pytest
 import yaml  # type: ignore[import-untyped]
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.objects import FlowRun
 from prefect.flows import load_flow_from_entrypoint
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.states import AwaitingRetry
 
 from prefect_gmat.blocks import GmatInstallation
 from prefect_gmat.core.layout import BUNDLE_NAME
@@ -48,6 +46,7 @@ from tests.support.waiting import poll
 from tests.support.work_pool import (
     WorkerPlatform,
     assert_completed,
+    retry_as_the_ui_does,
     wait_for,
     wait_for_events,
 )
@@ -282,13 +281,7 @@ def test_a_killed_container_retried_as_the_ui_does_finishes_its_sweep(
         assert 30 <= len(done_before) < len(grid["Sat.SMA"]), "killed too late to prove anything"
 
         started = time.monotonic()
-        client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI"), force=True)
-
-        def retried() -> FlowRun | None:
-            run = finished(client, run_id)
-            return run if run is not None and run.run_count >= 2 else None
-
-        again = wait_for("the retried flow run", retried, platform)
+        again = retry_as_the_ui_does(client, run_id, platform)
         platform.timings["retry to Completed (300 points, some done)"] = time.monotonic() - started
         assert_completed(again, platform)
         # The retry's own log line: what the killed container finished is not run again.

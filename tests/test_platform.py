@@ -24,7 +24,6 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
 )
 from prefect.client.schemas.objects import FlowRun, Log
-from prefect.states import AwaitingRetry
 
 from prefect_gmat.core.layout import BUNDLE_NAME
 from prefect_gmat.deployments import (
@@ -49,6 +48,7 @@ from tests.support.sweepdir import executions
 from tests.support.work_pool import (
     WorkerPlatform,
     assert_completed,
+    retry_as_the_ui_does,
     wait_for,
     wait_for_events,
 )
@@ -271,13 +271,7 @@ def test_a_flow_run_retried_as_the_ui_does_continues_its_own_sweep(
         next((out / "run-1").glob("report__*.parquet")).unlink()  # one run's output lost
 
         started = time.monotonic()
-        client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI"), force=True)
-
-        def retried() -> FlowRun | None:
-            run = finished(client, run_id)
-            return run if run is not None and run.run_count >= 2 else None
-
-        again = wait_for("the retried flow run", retried, platform)
+        again = retry_as_the_ui_does(client, run_id, platform)
         platform.timings["UI retry to Completed"] = time.monotonic() - started
         assert_completed(again, platform)
         _logs_once(client, run_id, "3 runs, 2 already done, 1 to run", platform)

@@ -11,7 +11,7 @@ import pytest
 
 from prefect_gmat import load_bundle, load_sweep, resume, retry_failed, sweep, verify_bundle
 from prefect_gmat.study.manifest import read_manifest
-from tests.support.faults import SweepProcesses, kill_a_busy_worker_when, kill_with_workers
+from tests.support.faults import SweepProcesses, kill_with_workers, killing_a_busy_worker
 from tests.support.paths import DEMO_SCRIPT
 from tests.support.points import sma_grid
 from tests.support.sweepdir import executions
@@ -72,10 +72,8 @@ def test_sigterm_stops_the_sweep_with_a_valid_manifest_and_no_engines_left(
 
 def test_retry_failed_reruns_only_the_failures(tmp_path: Path) -> None:
     out = tmp_path / "flaky"
-    killed: list[int] = []
-    watcher = kill_a_busy_worker_when(out, 20, killed)
-    sweep(DEMO_SCRIPT, grid=sma_grid(60), out=out, workers=2, retries=0, archive=False)
-    watcher.join()
+    with killing_a_busy_worker(out, 20) as killed:
+        sweep(DEMO_SCRIPT, grid=sma_grid(60), out=out, workers=2, retries=0, archive=False)
     failed = read_manifest(out).failed_ids()
     assert killed and len(failed) == 1
     df = retry_failed(out, workers=2)

@@ -15,7 +15,7 @@ from prefect_gmat import resume, sweep
 from prefect_gmat.errors import ManifestError
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.sweepdir import outputs_intact
-from tests.support.faults import kill_a_busy_worker_when
+from tests.support.faults import killing_a_busy_worker
 from tests.support.paths import DATA, DEMO_SCRIPT
 from tests.support.points import sma_grid
 from tests.support.sweepdir import executions
@@ -29,10 +29,8 @@ SMA_600 = sma_grid(600, step=0.5)["Sat.SMA"]
 
 def test_a_worker_killed_mid_sweep_fails_only_its_run_with_the_cause(tmp_path: Path) -> None:
     out = tmp_path / "killed"
-    killed: list[int] = []
-    watcher = kill_a_busy_worker_when(out, 80, killed)
-    df = sweep(DEMO_SCRIPT, grid=GRID_200, out=out, workers=2, retries=0)
-    watcher.join()
+    with killing_a_busy_worker(out, 80) as killed:
+        df = sweep(DEMO_SCRIPT, grid=GRID_200, out=out, workers=2, retries=0)
     assert killed, "the worker was never killed"
     records = read_manifest(out).records
     assert sorted(records) == list(range(200))
@@ -46,10 +44,8 @@ def test_a_worker_killed_mid_sweep_fails_only_its_run_with_the_cause(tmp_path: P
 
 def test_a_killed_workers_run_is_retried_and_the_sweep_completes(tmp_path: Path) -> None:
     out = tmp_path / "retried"
-    killed: list[int] = []
-    watcher = kill_a_busy_worker_when(out, 80, killed)
-    df = sweep(DEMO_SCRIPT, grid=GRID_200, out=out, workers=2, retries=2)
-    watcher.join()
+    with killing_a_busy_worker(out, 80) as killed:
+        df = sweep(DEMO_SCRIPT, grid=GRID_200, out=out, workers=2, retries=2)
     assert killed
     records = read_manifest(out).records
     assert all(r["status"] == "ok" for r in records.values())
@@ -78,12 +74,15 @@ def test_a_run_that_never_ends_is_stopped_by_its_timeout(tmp_path: Path) -> None
 
 def test_an_engine_segfault_fails_only_its_run_with_the_signal(tmp_path: Path) -> None:
     out = tmp_path / "segv"
-    killed: list[int] = []
-    watcher = kill_a_busy_worker_when(out, 10, killed, sig=signal.SIGSEGV)
-    df = sweep(
-        DEMO_SCRIPT, grid={"Sat.SMA": SMA_200[:40]}, out=out, workers=2, retries=0, archive=False
-    )
-    watcher.join()
+    with killing_a_busy_worker(out, 10, sig=signal.SIGSEGV) as killed:
+        df = sweep(
+            DEMO_SCRIPT,
+            grid={"Sat.SMA": SMA_200[:40]},
+            out=out,
+            workers=2,
+            retries=0,
+            archive=False,
+        )
     assert killed
     failed = {i: r for i, r in read_manifest(out).records.items() if r["status"] != "ok"}
     assert len(failed) <= 1

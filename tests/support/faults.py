@@ -7,8 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -18,12 +18,14 @@ from tests.support.paths import REPO
 from tests.support.waiting import when_runs_start
 
 
-def kill_a_busy_worker_when(
-    out: Path, runs_done: int, killed: list[int], sig: int = signal.SIGKILL
-) -> threading.Thread:
-    """Send ``sig`` to one worker of this process while it holds a run, once ``runs_done``
-    run folders exist in ``out``; the killed pid is appended to ``killed``. Join the
-    returned thread after the sweep."""
+@contextmanager
+def killing_a_busy_worker(
+    out: Path, runs_started: int, sig: int = signal.SIGKILL
+) -> Iterator[list[int]]:
+    """Within the block (a sweep into ``out``), send ``sig`` to one worker of this process
+    while it holds a run, once ``runs_started`` run folders exist. Yields the list of the
+    killed pid, complete when the block ends (the watcher is joined then)."""
+    killed: list[int] = []
 
     def kill() -> bool:
         busy = busy_worker_pids()
@@ -33,7 +35,9 @@ def kill_a_busy_worker_when(
         killed.append(busy[0])
         return True
 
-    return when_runs_start(out, runs_done, kill)
+    watcher = when_runs_start(out, runs_started, kill)
+    yield killed
+    watcher.join()
 
 
 def kill_with_workers(

@@ -19,7 +19,9 @@ import httpx
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.states import AwaitingRetry
 
+from tests.support.prefect_api import finished
 from tests.support.waiting import poll
 from tools.local_server import LocalServer, prefect_command
 
@@ -97,6 +99,20 @@ def wait_for_events(
 ) -> list[dict[str, Any]]:
     """The server records events a moment after they arrive: poll until they show."""
     return wait_for(f"{name} events", lambda: platform.events(name, **where) or None, platform)
+
+
+def retry_as_the_ui_does(
+    client: SyncPrefectClient, run_id: UUID, platform: WorkerPlatform
+) -> FlowRun:
+    """The UI's Retry of a finished flow run (AwaitingRetry, forced); the run once it has
+    finished again (its second run)."""
+    client.set_flow_run_state(run_id, AwaitingRetry(message="Retry from the UI"), force=True)
+
+    def retried() -> FlowRun | None:
+        run = finished(client, run_id)
+        return run if run is not None and run.run_count >= 2 else None
+
+    return wait_for("the retried flow run", retried, platform)
 
 
 def assert_completed(run: FlowRun, platform: WorkerPlatform) -> None:

@@ -14,10 +14,12 @@ worker, send the jobs and stream back one outcome per job:
 * the socket closes first (segfault, SIGKILL, out of memory): the worker is
   replaced and only this run fails, with the cause (``worker died: signal 9``).
 
-A worker is retired after ``recycle_after`` runs, which bounds state the engine
-leaks across runs; its successor starts a few runs earlier, so it is warm when
-the old one stops. Replacements of lost workers start at once, in the
-background, so the engine warm-up of a new worker overlaps other runs.
+The template outlives the pool: the next pool in this process with the same
+environment forks from it at once. A worker is retired after ``recycle_after``
+runs, which bounds state the engine leaks across runs; its successor starts a few
+runs earlier, so it is warm when the old one stops. Replacements of lost workers
+start at once, in the background, so the engine warm-up of a new worker overlaps
+other runs.
 """
 
 from __future__ import annotations
@@ -173,18 +175,6 @@ class _Template:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def close(self) -> None:
-        """Stop the template (forked workers are stopped by the pool, one by one)."""
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.output.close()
-
 
 class _Forked:
     """A worker forked by a :class:`_Template`: pid from its reply, exit code by asking it."""
@@ -269,6 +259,24 @@ def _tail(output: IO[bytes]) -> str:
 
 _live_workers: set[_Worker] = set()  # every pool's, killed at interpreter exit
 _live_templates: set[_Template] = set()
+#: The template each environment's pools fork from. It outlives the pools (a later
+#: sweep in this process forks at once instead of paying the template's ~1.3 s of
+#: imports again) and ends with the interpreter, or when its pool process dies.
+_shared_templates: dict[tuple[tuple[str, str], ...], _Template] = {}
+_templates_lock = threading.Lock()
+
+
+def _template_for(env: dict[str, str]) -> _Template:
+    """The live template started with exactly ``env``, started now if there is none."""
+    key = tuple(sorted(env.items()))
+    with _templates_lock:
+        template = _shared_templates.get(key)
+        if template is None or not template.alive():
+            if template is not None:
+                _live_templates.discard(template)
+            template = _shared_templates[key] = _Template(env)
+            _live_templates.add(template)
+        return template
 
 
 @atexit.register
@@ -319,10 +327,7 @@ class WorkerPool:
                 env["PYTHONPATH"] = os.pathsep.join(
                     [_PACKAGE_PARENT, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
                 )
-                if template is not None:
-                    _live_templates.discard(template)
-                template = self._template = _Template(env)
-                _live_templates.add(template)
+                template = self._template = _template_for(env)
         try:
             pid = template.spawn(child.fileno(), output.fileno())
         finally:
@@ -369,10 +374,7 @@ class WorkerPool:
             worker.wait(max(0.0, deadline - time.monotonic()))
             self._discard(worker, kill=True)
         with self._lock:
-            template, self._template = self._template, None
-        if template is not None:
-            _live_templates.discard(template)
-            template.close()
+            self._template = None  # it stays for the next pool (see _shared_templates)
 
     def __enter__(self) -> WorkerPool:
         return self
