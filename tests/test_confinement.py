@@ -1,11 +1,9 @@
 """A deployment's parameters are confined: paths under the worker's allowed directories,
 hooks from its allow-list; a refused path is named, never shown.
 
-The checks themselves (``prefect_gmat.study.confine``) are tested first, with no server
-and no engine. Then for real: one Prefect server and one process worker started with
-``PREFECT_GMAT_ALLOWED_PATHS`` and ``PREFECT_GMAT_ALLOWED_HOOKS``, the ``sweep``
-deployment run four times with parameters, and each flow run's state and logs read
-back through the API.
+The checks themselves (``prefect_gmat.study.confine``), with no server and no engine.
+The same for real, a confined process worker running the ``sweep`` deployment four
+times, is in tests/test_platform.py (it shares that module's server and worker).
 """
 
 from __future__ import annotations
@@ -14,17 +12,11 @@ import json
 import os
 import pickle
 import shutil
-import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from uuid import UUID
 
 import pytest
-from prefect.client.schemas.objects import FlowRun
 
 from prefect_gmat.core.layout import MANIFEST_NAME
-from prefect_gmat.deployments import POOL, SWEEP_DEPLOYMENT, SWEEP_FLOW
 from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.settings import GmatSettings
 from prefect_gmat.study import confine
@@ -41,34 +33,13 @@ from prefect_gmat.study.confine import (
     check_script,
     check_spec,
 )
-from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.request import Knobs, Points, SweepRequest
 from prefect_gmat.study.spec import SweepSpec
-from tests.support.paths import DEMO_SCRIPT, REPO
-from tests.support.prefect_api import finished, logs_once
-from tests.support.work_pool import WorkerPlatform, wait_for
-from tools.local_server import LocalServer, prefect_command
+from tests.support.paths import DEMO_SCRIPT
+from tests.support.secrets import SECRET, secret_file
 
-#: What must never show: it is in the file a refused script names.
-SECRET = "tok-7f3a9c1e5b2d4860-SECRET"
-#: The hook the worker allows (a module on the worker's PYTHONPATH) and one it does not.
-ALLOWED_HOOK = "confine_hooks:mark"
+#: A hook no worker allows.
 UNLISTED_HOOK = "os.path:join"
-GRID = json.dumps({"Sat.SMA": [7000, 7100]})
-
-
-@pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    """No session test server for this module: its platform test starts its own server,
-    and the checks need none (replaces tests/conftest.py's autouse fixture here)."""
-    yield
-
-
-def _secret_file(path: Path) -> Path:
-    """A token file dressed as a GMAT script: GMAT's parser would echo these lines."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"Create Spacecraft Sat;\napi_token = '{SECRET}';\nGMAT Sat.SMA = {SECRET};\n")
-    return path
 
 
 def _assert_named_not_shown(error: pytest.ExceptionInfo[SweepSpecError], field: str) -> None:
@@ -84,7 +55,7 @@ def allowed(tmp_path: Path) -> Path:
     root = tmp_path / "allowed"
     root.mkdir()
     shutil.copy(DEMO_SCRIPT, root / "leo.script")
-    _secret_file(tmp_path / "outside" / "secret.script")
+    secret_file(tmp_path / "outside" / "secret.script")
     return root
 
 
@@ -304,140 +275,6 @@ def test_unconfined_checks_nothing(allowed: Path) -> None:
     fence.check_request(request)
     fence.check_out(Path("/tmp/x"), request)
     fence.check_spec(SweepSpec.from_grid(allowed / "leo.script", {"Sat.SMA": [7000]}))
-
-
-# --- for real: a server, a process worker, the sweep deployment ----------------------------
-
-
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPlatform]:
-    """A server, the ``sweep`` deployment, and a worker whose operator confined its runs."""
-    root = tmp_path_factory.mktemp("confined")
-    allowed = root / "allowed"
-    allowed.mkdir()
-    shutil.copy(DEMO_SCRIPT, allowed / "leo_short.script")
-    hooks = root / "hooks"
-    hooks.mkdir()
-    (hooks / "confine_hooks.py").write_text(
-        "from pathlib import Path\n\n\n"
-        "def mark(spec, outcome):\n"
-        "    path = Path(spec.output_dir) / 'mark.txt'\n"
-        "    path.write_text('hook ran')\n"
-        "    return {'mark': str(path)}\n"
-    )
-    timings: dict[str, float] = {}
-    env = {"PREFECT_WORKER_QUERY_SECONDS": "1"}  # default 10 s: runs would wait to be picked up
-    with LocalServer(root / "home", env=env) as server:
-        assert server.startup_seconds is not None
-        timings["server healthy"] = server.startup_seconds
-        prefect = prefect_command()
-        server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
-        started = time.monotonic()
-        server.run([*prefect, "--no-prompt", "deploy", "--name", SWEEP_DEPLOYMENT], cwd=REPO)
-        timings["prefect deploy --name sweep"] = time.monotonic() - started
-        worker_log = root / "worker.log"
-        worker_env = {
-            PATHS_SETTING: str(allowed),
-            HOOKS_SETTING: ALLOWED_HOOK,
-            # where the allowed hook's module is (beside any path the tests run with)
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])),
-            "PREFECT_GMAT_PLOT_METRIC": "off",  # plots cost a second and are not tested here
-        }
-        server.spawn(
-            [*prefect, "worker", "start", "--pool", POOL],
-            log=worker_log,
-            cwd=root,
-            env=worker_env,
-        )
-        yield WorkerPlatform(server, root, worker_log, timings)
-        print("\nconfinement timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
-    deadline = time.monotonic() + 10
-    while server.stray_pids() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not server.stray_pids()
-
-
-def _final_with_logs(platform: WorkerPlatform, run_id: UUID) -> tuple[FlowRun, list[str]]:
-    """The finished flow run, and its log messages once its last one ("Finished in state")
-    has reached the server."""
-    with platform.client() as client:
-        run = wait_for("the flow run to finish", lambda: finished(client, run_id), platform)
-        logs = logs_once(
-            client,
-            run_id,
-            lambda found: any("Finished in state" in log.message for log in found),
-            "the flow run's last log line",
-            diagnostics=platform.diagnostics,
-        )
-    return run, [log.message for log in logs]
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_a_confined_deployment_run_refuses_what_is_outside(platform: WorkerPlatform) -> None:
-    """Four ``prefect deployment run``s with parameters against one worker: inside the
-    allowed directories a sweep completes (with an allowed hook); a script outside, an
-    ``out`` outside and an unlisted hook fail at once, named, nothing shown or written."""
-    allowed = platform.root / "allowed"
-    secret = _secret_file(platform.root / "outside" / "token.script")
-    outside_out = platform.root / "outside" / "sweep"
-    base = {"grid": GRID, "workers": 1, "archive": "false"}
-    cases = {
-        "inside": {
-            "script": allowed / "leo_short.script",
-            "out": allowed / "ok",
-            "postprocess": ALLOWED_HOOK,
-        },
-        "script outside": {"script": secret, "out": allowed / "secret"},
-        "out outside": {"script": allowed / "leo_short.script", "out": outside_out},
-        "unlisted hook": {
-            "script": allowed / "leo_short.script",
-            "out": allowed / "hooked",
-            "postprocess": UNLISTED_HOOK,
-        },
-    }
-    deployment = f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}"
-    started = time.monotonic()
-    with ThreadPoolExecutor(len(cases)) as pool:  # each `prefect deployment run` takes ~2 s
-        submitted = pool.map(
-            lambda given: platform.run_deployment(deployment, {**base, **given}), cases.values()
-        )
-        ids = dict(zip(cases, submitted, strict=True))
-    done = {case: _final_with_logs(platform, run_id) for case, run_id in ids.items()}
-    platform.timings["four deployment runs to their final states"] = time.monotonic() - started
-
-    run, _ = done["inside"]
-    assert run.state is not None and run.state.is_completed(), (
-        f"{run.state}\n{platform.diagnostics()}"
-    )
-    manifest = read_manifest(allowed / "ok")
-    assert sorted(manifest.ok_ids()) == [0, 1]
-    assert manifest.header["postprocess"] == ALLOWED_HOOK
-    assert (allowed / "ok" / "run-0" / "mark.txt").read_text() == "hook ran"
-
-    for case, field, value in (
-        ("script outside", "script", secret),
-        ("out outside", "out", outside_out),
-        ("unlisted hook", "postprocess", UNLISTED_HOOK),
-    ):
-        run, logs = done[case]
-        assert run.state is not None and run.state.is_failed(), f"{case}: {run.state}"
-        message = run.state.message or ""
-        assert "SweepSpecError" in message and f"{field}='{value}'" in message, message
-        setting = HOOKS_SETTING if field == "postprocess" else PATHS_SETTING
-        assert setting in message, message
-        assert any(f"{field}='{value}'" in line for line in logs)
-
-    # The secret shows nowhere: not in the state message, the run's logs, or the worker's
-    # own output (which carries the flow run process's).
-    run, logs = done["script outside"]
-    assert SECRET not in ((run.state.message or "") if run.state else "")
-    assert not [line for line in logs if SECRET in line]
-    assert SECRET not in platform.worker_log.read_text(errors="replace")
-    # Nothing was written for the refused runs.
-    assert not (allowed / "secret").exists()
-    assert not outside_out.exists()
-    assert not (allowed / "hooked").exists()
 
 
 def test_a_deployment_may_name_only_local_dask_or_the_workers_own_cluster() -> None:

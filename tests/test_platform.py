@@ -2,13 +2,14 @@
 
 One server (its own ``PREFECT_HOME``, a free 127.0.0.1 port) and one worker for
 the module, started as a user would from the README, and stopped by process id
-(process groups, then any descendant left) even when a test fails.
+(process groups, then any descendant left) even when a test fails. The worker's
+operator confined its flow runs (``PREFECT_GMAT_ALLOWED_PATHS``/``_HOOKS``): the last
+test runs the ``sweep`` deployment with parameters inside and outside those bounds.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 import time
@@ -31,7 +32,6 @@ from prefect_gmat.deployments import (
     FOLLOWER_DEPLOYMENT,
     FOLLOWER_FLOW,
     LEO_GRID,
-    POOL,
     SCRIPT_TRIGGERED_DEPLOYMENT,
     SWEEP_DEPLOYMENT,
     SWEEP_FLOW,
@@ -40,58 +40,32 @@ from prefect_gmat.flows.followers import VERIFIED_KEY
 from prefect_gmat.runtime.events import SCRIPT_UPDATED, SWEEP_COMPLETED
 from prefect_gmat.runtime.observability import PROGRESS_KEY, SUMMARY_KEY
 from prefect_gmat.study.bundle import verify_bundle
+from prefect_gmat.study.confine import HOOKS_SETTING, PATHS_SETTING
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.tasks.archive import ARTIFACT_KEY
-from tests.support.paths import DATA, DEMO_SCRIPT, REPO
+from tests.support.paths import DATA, DEMO_SCRIPT
 from tests.support.prefect_api import finished, logs_once, run_artifacts
+from tests.support.secrets import SECRET, secret_file
 from tests.support.sweepdir import executions
 from tests.support.work_pool import (
+    ALLOWED_HOOK,
     WorkerPlatform,
     assert_completed,
+    process_platform,
     retry_as_the_ui_does,
     wait_for,
     wait_for_events,
 )
-from tools.image import DOCKER_POOL
-from tools.local_server import LocalServer, prefect_command
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPlatform]:
-    """Server, work pool, engine limit, blocks, ``prefect deploy --all`` and a worker."""
-    root = tmp_path_factory.mktemp("platform")
-    timings: dict[str, float] = {}
-    env = {
-        "PREFECT_WORKER_QUERY_SECONDS": "1",  # default 10 s: runs would wait to be picked up
-        "PREFECT_GMAT_OUTPUT_DIR": str(root / "sweeps"),  # where event-started sweeps go
-        # A deployment's flow run reads and writes only here (the checkout: its scripts).
-        "PREFECT_GMAT_ALLOWED_PATHS": os.pathsep.join([str(root), str(REPO)]),
-    }
-    with LocalServer(root / "home", env=env) as server:
-        assert server.startup_seconds is not None
-        timings["server healthy"] = server.startup_seconds
-        prefect = prefect_command()
-        server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
-        # prefect.yaml's sweep-docker needs its pool to deploy (tests/test_docker.py runs it).
-        server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
-        server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "2"])
-        server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
-        started = time.monotonic()
-        server.run([*prefect, "--no-prompt", "deploy", "--all"], cwd=REPO)
-        timings["prefect deploy --all"] = time.monotonic() - started
-        worker_log = root / "worker.log"
-        # Not started in the checkout: the deployment's pull step must move flow runs there.
-        server.spawn([*prefect, "worker", "start", "--pool", POOL], log=worker_log, cwd=root)
-        yield WorkerPlatform(server, root, worker_log, timings)
-        print("\nplatform timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
-    # Stopped by process id: the server's and worker's groups, and the flow runs and
-    # engines the worker started in sessions of their own.
-    deadline = time.monotonic() + 10
-    while server.stray_pids() and time.monotonic() < deadline:
-        time.sleep(0.1)  # SIGKILLed, not yet reaped
-    assert not server.stray_pids()
+    """Server, work pool, engine limit, blocks, ``prefect deploy --all`` and a confined
+    worker (tests/support/work_pool.py)."""
+    with process_platform(tmp_path_factory.mktemp("platform")) as platform:
+        yield platform
 
 
 def _finished_run_of(
@@ -190,12 +164,12 @@ def test_deployment_run_of_a_monte_carlo_study_from_the_run_forms_design(
         "LaunchDelay.Value": {"dist": "uniform", "lo": 0, "hi": 600},
     }
     design = {"kind": "monte_carlo", "perturb": perturb, "n": 4, "seed": None}
-    run_id = platform.run_deployment(
+    run_id = platform.run_as_the_form_does(
         f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}",
         {
-            "script": DATA / "launch_dispersion.script",
-            "design": json.dumps(design),
-            "out": out,
+            "script": str(DATA / "launch_dispersion.script"),
+            "design": design,
+            "out": str(out),
             "workers": 2,
         },
     )
@@ -295,3 +269,92 @@ def test_a_refused_sweep_fails_its_flow_run_once_with_the_reason(platform: Worke
     assert "Did you mean 'Sat.SMA'?" in (run.state.message or "")
     assert run.run_count == 1
     assert not out.exists(), "a refused sweep wrote its directory"
+
+
+# --- a deployment's parameters are confined (tests/test_confinement.py checks the rules) -----
+
+#: A hook the worker does not allow.
+UNLISTED_HOOK = "os.path:join"
+
+
+def _final_with_logs(platform: WorkerPlatform, run_id: UUID) -> tuple[FlowRun, list[str]]:
+    """The finished flow run, and its log messages once its last one ("Finished in state")
+    has reached the server."""
+    with platform.client() as client:
+        run = wait_for("the flow run to finish", lambda: finished(client, run_id), platform)
+        logs = logs_once(
+            client,
+            run_id,
+            lambda found: any("Finished in state" in log.message for log in found),
+            "the flow run's last log line",
+            diagnostics=platform.diagnostics,
+        )
+    return run, [log.message for log in logs]
+
+
+def test_a_confined_deployment_run_refuses_what_is_outside(platform: WorkerPlatform) -> None:
+    """Four runs of the ``sweep`` deployment with parameters from the Run form, against one
+    worker: inside the allowed directories a sweep completes (with an allowed hook); a
+    script outside, an ``out`` outside and an unlisted hook fail at once, named, nothing
+    shown or written."""
+    allowed = platform.root
+    secret = secret_file(platform.root.parent / "outside" / "token.script")
+    outside_out = platform.root.parent / "outside" / "sweep"
+    base = {"grid": {"Sat.SMA": [7000, 7100]}, "workers": 1, "archive": False}
+    cases: dict[str, dict[str, object]] = {
+        "inside": {
+            "script": allowed / DEMO_SCRIPT.name,
+            "out": allowed / "ok",
+            "postprocess": ALLOWED_HOOK,
+        },
+        "script outside": {"script": secret, "out": allowed / "secret"},
+        "out outside": {"script": allowed / DEMO_SCRIPT.name, "out": outside_out},
+        "unlisted hook": {
+            "script": allowed / DEMO_SCRIPT.name,
+            "out": allowed / "hooked",
+            "postprocess": UNLISTED_HOOK,
+        },
+    }
+    deployment = f"{SWEEP_FLOW}/{SWEEP_DEPLOYMENT}"
+    started = time.monotonic()
+    ids = {
+        case: platform.run_as_the_form_does(
+            deployment, {**base, **{k: str(v) for k, v in given.items()}}
+        )
+        for case, given in cases.items()
+    }
+    done = {case: _final_with_logs(platform, run_id) for case, run_id in ids.items()}
+    platform.timings["four deployment runs to their final states"] = time.monotonic() - started
+
+    run, _ = done["inside"]
+    assert run.state is not None and run.state.is_completed(), (
+        f"{run.state}\n{platform.diagnostics()}"
+    )
+    manifest = read_manifest(allowed / "ok")
+    assert sorted(manifest.ok_ids()) == [0, 1]
+    assert manifest.header["postprocess"] == ALLOWED_HOOK
+    assert (allowed / "ok" / "run-0" / "mark.txt").read_text() == "hook ran"
+
+    for case, field, value in (
+        ("script outside", "script", secret),
+        ("out outside", "out", outside_out),
+        ("unlisted hook", "postprocess", UNLISTED_HOOK),
+    ):
+        run, logs = done[case]
+        assert run.state is not None and run.state.is_failed(), f"{case}: {run.state}"
+        message = run.state.message or ""
+        assert "SweepSpecError" in message and f"{field}='{value}'" in message, message
+        setting = HOOKS_SETTING if field == "postprocess" else PATHS_SETTING
+        assert setting in message, message
+        assert any(f"{field}='{value}'" in line for line in logs)
+
+    # The secret shows nowhere: not in the state message, the run's logs, or the worker's
+    # own output (which carries the flow run process's).
+    run, logs = done["script outside"]
+    assert SECRET not in ((run.state.message or "") if run.state else "")
+    assert not [line for line in logs if SECRET in line]
+    assert SECRET not in platform.worker_log.read_text(errors="replace")
+    # Nothing was written for the refused runs.
+    assert not (allowed / "secret").exists()
+    assert not outside_out.exists()
+    assert not (allowed / "hooked").exists()

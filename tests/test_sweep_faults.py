@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.usefixtures("prefect_server"), pytest.mark.slow]
 
 GRID_200 = {"Sat.SMA": np.linspace(7000.0, 7995.0, 200)}  # NumPy values, as users pass them
 SMA_200 = GRID_200["Sat.SMA"]
-SMA_600 = sma_grid(600, step=0.5)["Sat.SMA"]
+SMA_300 = sma_grid(300, step=0.5)["Sat.SMA"]
 
 
 def test_a_worker_killed_mid_sweep_fails_only_its_run_with_the_cause(tmp_path: Path) -> None:
@@ -109,16 +109,16 @@ def test_a_deterministic_failure_is_not_retried(tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 4 MiB file system (tmpfs; needs root, as in CI), so the disk really fills.
+    """A real 2 MiB file system (tmpfs; needs root, as in CI), so the disk really fills.
 
     A short-LEO run leaves about 12 KB (GMAT's text outputs, the worker log with the
-    GMAT log, the Parquet, Prefect's result record): about 330 runs fit, several
-    seconds of runs, so manifest flushes (every 0.5 s at first) land before it fills.
+    GMAT log, the Parquet, Prefect's result record): about 160 runs fit, seconds of
+    runs, so manifest flushes (every 0.5 s at first) land before it fills.
     """
     where = tmp_path / "disk"
     where.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(where)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
@@ -133,7 +133,7 @@ def test_a_full_disk_stops_the_sweep_clearly_and_keeps_earlier_runs(small_disk: 
     with pytest.raises(ManifestError, match=r"No space left on device.*records already in it"):
         sweep(
             DEMO_SCRIPT,
-            grid={"Sat.SMA": SMA_600},
+            grid={"Sat.SMA": SMA_300},
             out=out,
             workers=2,
             retries=0,
@@ -150,6 +150,6 @@ def test_a_full_disk_stops_the_sweep_clearly_and_keeps_earlier_runs(small_disk: 
     subprocess.run(["mount", "-o", "remount,size=32m", str(small_disk)], check=True)
     done = set(manifest.ok_ids())
     df = resume(out, workers=2, archive=False)
-    assert (df["__status"] == "ok").sum() == 3 * 600
+    assert (df["__status"] == "ok").sum() == 3 * 300
     runs = executions(out)
     assert all(runs[run_id] == 1 for run_id in done)

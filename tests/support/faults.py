@@ -36,7 +36,7 @@ def killing_a_busy_worker(
         return True
 
     watcher = when_runs_start(out, runs_started, kill)
-    yield killed
+    yield killed  # a block that raised leaves the (daemon) watcher to its timeout
     watcher.join()
 
 

@@ -1,13 +1,19 @@
 """What the work-pool tests share: a server with a worker, and the waits on its flow runs.
 
-``tests/test_platform.py`` (a process pool) and ``tests/test_docker.py`` (a docker
-pool) each build a :class:`WorkerPlatform` in a module fixture; the helpers here
-start deployment runs on it and wait for what the worker and server record.
+:func:`process_platform` is the one process work pool of the session (the
+``process_platform`` fixture): ``tests/test_platform.py`` and the confinement test
+both run their deployments on it. ``tests/test_docker.py`` builds its own docker
+:class:`WorkerPlatform`. The helpers here start deployment runs and wait for what
+the worker and server record.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,9 +27,16 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.states import AwaitingRetry
 
+from prefect_gmat.deployments import ENGINE_LIMIT, POOL
+from prefect_gmat.study.confine import HOOKS_SETTING, PATHS_SETTING
+from tests.support.paths import DEMO_SCRIPT, REPO
 from tests.support.prefect_api import finished
 from tests.support.waiting import poll
+from tools.image import DOCKER_POOL
 from tools.local_server import LocalServer, prefect_command
+
+#: The postprocess hook the process worker's operator allows (a module on its PYTHONPATH).
+ALLOWED_HOOK = "platform_hooks:mark"
 
 
 @dataclass
@@ -68,6 +81,14 @@ class WorkerPlatform:
         match = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout)
         assert match, done.stdout
         return UUID(match.group(1))
+
+    def run_as_the_form_does(self, deployment: str, parameters: Mapping[str, Any]) -> UUID:
+        """The UI's Run form: a flow run of ``deployment`` (``flow/name``) created through
+        the API with JSON ``parameters`` (no ``prefect`` command started: ~3 s of CPU each)."""
+        with self.client() as client:
+            found = client.read_deployment_by_name(deployment)
+            run = client.create_flow_run_from_deployment(found.id, parameters=dict(parameters))
+        return run.id
 
     def events(self, name: str, **where: list[str]) -> list[dict[str, Any]]:
         """Events called ``name``, filtered e.g. by ``related=[...]`` or ``resource=[...]`` ids."""
@@ -120,3 +141,59 @@ def assert_completed(run: FlowRun, platform: WorkerPlatform) -> None:
     assert run.state.is_completed(), (
         f"{run.name} ended {run.state.name}: {run.state.message}\n{platform.diagnostics()}"
     )
+
+
+@contextmanager
+def process_platform(base: Path) -> Iterator[WorkerPlatform]:
+    """A server, the process pool, engine limit, blocks, ``prefect deploy --all`` and a
+    process worker whose operator confined its runs, all under ``base``.
+
+    The worker's flow runs may read and write under ``root`` (``base/allowed``, which
+    holds the demo script and where event-started sweeps go) and the checkout (its
+    scripts), and may call :data:`ALLOWED_HOOK`; ``base/outside`` is not allowed.
+    Everything is stopped by process id (process groups, then any descendant left)."""
+    root = base / "allowed"
+    root.mkdir(parents=True)
+    shutil.copy(DEMO_SCRIPT, root / DEMO_SCRIPT.name)
+    hooks = base / "hooks"
+    hooks.mkdir()
+    (hooks / "platform_hooks.py").write_text(
+        "from pathlib import Path\n\n\n"
+        "def mark(spec, outcome):\n"
+        "    path = Path(spec.output_dir) / 'mark.txt'\n"
+        "    path.write_text('hook ran')\n"
+        "    return {'mark': str(path)}\n"
+    )
+    timings: dict[str, float] = {}
+    env = {
+        "PREFECT_WORKER_QUERY_SECONDS": "1",  # default 10 s: runs would wait to be picked up
+        "PREFECT_GMAT_OUTPUT_DIR": str(root / "sweeps"),  # where event-started sweeps go
+    }
+    with LocalServer(base / "home", env=env) as server:
+        assert server.startup_seconds is not None
+        timings["server healthy"] = server.startup_seconds
+        prefect = prefect_command()
+        server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
+        # prefect.yaml's sweep-docker needs its pool to deploy (tests/test_docker.py runs it).
+        server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
+        server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "2"])
+        server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
+        started = time.monotonic()
+        server.run([*prefect, "--no-prompt", "deploy", "--all"], cwd=REPO)
+        timings["prefect deploy --all"] = time.monotonic() - started
+        worker_log = base / "worker.log"
+        worker_env = {
+            PATHS_SETTING: os.pathsep.join([str(root), str(REPO)]),
+            HOOKS_SETTING: ALLOWED_HOOK,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])),
+        }
+        # Not started in the checkout: the deployment's pull step must move flow runs there.
+        server.spawn(
+            [*prefect, "worker", "start", "--pool", POOL], log=worker_log, cwd=root, env=worker_env
+        )
+        yield WorkerPlatform(server, root, worker_log, timings)
+        print("\nplatform timings:", json.dumps({k: round(v, 1) for k, v in timings.items()}))
+    deadline = time.monotonic() + 10
+    while server.stray_pids() and time.monotonic() < deadline:
+        time.sleep(0.1)  # SIGKILLed, not yet reaped
+    assert not server.stray_pids()
