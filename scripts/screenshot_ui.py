@@ -153,7 +153,7 @@ def run_sweep(server: LocalServer, work: Path) -> UUID:
     """The README's steps against ``server``; returns the id of the finished sweep's flow run."""
     prefect = prefect_command()
     server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
-    # prefect.yaml's sweep-docker needs its pool to deploy (as in tests/test_platform.py).
+    # prefect.yaml's sweep-docker needs its pool to deploy (as in tests/platform/test_platform.py).
     server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
     server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "2"])
     server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])

@@ -3,7 +3,7 @@ hooks from its allow-list; a refused path is named, never shown.
 
 The checks themselves (``prefect_gmat.study.confine``), with no server and no engine.
 The same for real, a confined process worker running the ``sweep`` deployment four
-times, is in tests/test_platform.py (it shares that module's server and worker).
+times, is in tests/platform/test_platform.py (it shares that package's server and worker).
 """
 
 from __future__ import annotations

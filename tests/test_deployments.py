@@ -38,7 +38,7 @@ LOGGER = logging.getLogger("test")
 
 
 def _yaml_deployments() -> dict[str, dict[str, Any]]:
-    """prefect.yaml's process-pool deployments (tests/test_docker.py checks the docker one)."""
+    """prefect.yaml's process-pool deployments (tests/platform/test_docker.py: the docker one)."""
     config = yaml.safe_load((REPO / "prefect.yaml").read_text())
     return {d["name"]: d for d in config["deployments"] if d["work_pool"]["name"] == POOL}
 

@@ -1,5 +1,7 @@
 """Without PREFECT_API_URL: the temporary server started early, and a profile's server used.
 
+The demo runs as a first-time user runs it: the console script in a real terminal.
+
 The sweep's own temporary server is launched before the calling process imports
 Prefect, unless the active profile names a server; Prefect's settings decide in
 the end, so a server named anywhere else is still used (and the early one stopped).
@@ -7,10 +9,9 @@ the end, so a server named anywhere else is still used (and the early one stoppe
 
 from __future__ import annotations
 
-import os
+import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,20 +23,16 @@ from prefect.settings import PREFECT_API_URL
 
 from prefect_gmat.runtime.ephemeral import _profile_names_a_server
 from tests.support.paths import REPO
+from tests.support.users import STRAY, run_cli, users_env
 
 pytestmark = pytest.mark.timeout(300)
 
 
-def _demo(home: Path, out: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env["PREFECT_HOME"] = str(home)
-    return subprocess.run(
-        [sys.executable, "-m", "prefect_gmat.cli", "demo", "--out", str(out)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
+def _demo(home: Path, out: Path, tty: bool = False) -> subprocess.CompletedProcess[str]:
+    """``prefect-gmat demo`` in a new user's shell: no ``PREFECT_*`` setting but its home."""
+    env = {k: v for k, v in users_env(home).items() if not k.startswith("PREFECT_")}
+    return run_cli(
+        "demo", "--out", str(out), cwd=REPO, env={**env, "PREFECT_HOME": str(home)}, tty=tty
     )
 
 
@@ -54,10 +51,18 @@ def _servers_of(home: Path) -> list[psutil.Process]:
 
 @pytest.mark.slow
 def test_without_a_server_the_sweep_starts_its_own_and_stops_it(tmp_path: Path) -> None:
+    """``prefect-gmat demo`` in a real terminal of a first-time user's shell: the live
+    progress line reaches 10/10, nothing stray is printed, the flow run is in the new
+    home's database, and the temporary server is gone after."""
+    if shutil.which("script") is None:
+        pytest.skip("util-linux `script` is needed for a pseudo-terminal")
     home = tmp_path / "home"
-    done = _demo(home, tmp_path / "demo")
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "14 members, verified" in done.stdout
+    done = _demo(home, tmp_path / "demo", tty=True)
+    shown = done.stdout  # script(1) puts the terminal's output on stdout
+    assert done.returncode == 0, shown[-3000:]
+    assert not [s for s in STRAY if s in shown], shown[-3000:]
+    assert "10/10 runs" in shown and "10 ok" in shown and "runs/s" in shown, shown[-3000:]
+    assert "14 members, verified" in shown
     with sqlite3.connect(home / "prefect.db") as db:  # the flow run is in this home's database
         states = db.execute(
             "SELECT fr.state_type FROM flow_run fr JOIN flow f ON f.id = fr.flow_id "

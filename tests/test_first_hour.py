@@ -2,14 +2,12 @@
 
 A plain script without a ``__main__`` guard (as a file, with ``-c``, from stdin),
 a worker that cannot start saying why, bad input refused by the CLI with one
-line and nothing written, and the live progress line in a real pseudo-terminal
-(absent when stderr is redirected).
+line and nothing written, and no progress line when stderr is redirected (the
+live line in a real pseudo-terminal: tests/test_ephemeral.py, on the demo).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -21,6 +19,7 @@ from prefect_gmat.engine.install import resolve_engine
 from prefect_gmat.engine.pool import WorkerPool
 from prefect_gmat.errors import EngineNotFoundError
 from tests.support.paths import DEMO_SCRIPT
+from tests.support.users import STRAY, run_cli, users_env
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -120,43 +119,6 @@ def test_an_engine_that_cannot_start_says_to_check_the_install(tmp_path: Path) -
     assert "GMAT_ROOT" in message and "reinstall" in message
 
 
-#: What Prefect or a thread prints when an import races the interpreter's exit, or another
-#: import: none of it may reach a user's terminal.
-STRAY = (
-    "Traceback",
-    "Failed to initialize plugins",
-    "Exception in thread",
-    "can't register atexit",
-    "partially initialized module",
-    "Encountered exception",
-)
-
-
-def users_env(home: Path) -> dict[str, str]:
-    """A first-time user's shell: no PREFECT_API_URL, a fresh PREFECT_HOME of their own."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    home.mkdir(parents=True, exist_ok=True)
-    return {**env, "PREFECT_HOME": str(home)}
-
-
-def _cli(
-    *args: str, cwd: Path, env: dict[str, str], tty: bool = False
-) -> subprocess.CompletedProcess[str]:
-    # The console script as installed, as a user types it.
-    command = [str(Path(sys.executable).with_name("prefect-gmat")), *args]
-    if tty:  # a real pseudo-terminal, as a user's shell gives it
-        command = ["script", "-qefc", " ".join(command), "/dev/null"]
-    return subprocess.run(
-        command,
-        cwd=cwd,
-        env={**env, "COLUMNS": "160", "TERM": "xterm"},
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
 @pytest.mark.parametrize(
     ("content", "option", "expected"),
     [
@@ -179,7 +141,7 @@ def test_the_cli_refuses_bad_input_with_one_message(
         script.write_text(content)
     out = tmp_path / "out"
     env = users_env(tmp_path / "home")
-    done = _cli("run", str(script), "-g", option, "-o", str(out), cwd=tmp_path, env=env)
+    done = run_cli("run", str(script), "-g", option, "-o", str(out), cwd=tmp_path, env=env)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("prefect-gmat: error: "), done.stderr
     assert done.stderr.count("prefect-gmat: error: ") == 1, done.stderr
@@ -224,34 +186,13 @@ def test_a_call_after_importing_every_submodule_prints_nothing_stray(tmp_path: P
 
 
 @pytest.mark.slow
-def test_the_progress_line_reaches_n_of_n_in_a_terminal(tmp_path: Path) -> None:
-    """In a real terminal of a first-time user's shell (Prefect's temporary server)."""
-    if shutil.which("script") is None:
-        pytest.skip("util-linux `script` is needed for a pseudo-terminal")
-    grid = "Sat.SMA=7000:7900:100"
-    done = _cli(
-        "run",
-        str(DEMO_SCRIPT),
-        "-g",
-        grid,
-        "-o",
-        "leo",
-        cwd=tmp_path,
-        env=users_env(tmp_path / "home"),
-        tty=True,
-    )
-    assert done.returncode == 0, done.stdout[-3000:]
-    assert not [s for s in STRAY if s in done.stdout], done.stdout[-3000:]
-    assert "10/10 runs" in done.stdout  # script(1) puts the terminal's output on stdout
-    assert "10 ok" in done.stdout and "runs/s" in done.stdout
-
-
-@pytest.mark.slow
 def test_no_progress_line_when_stderr_is_redirected(
     tmp_path: Path, prefect_api_env: dict[str, str]
 ) -> None:
     grid = "Sat.SMA=7000:7200:100"
-    done = _cli("run", str(DEMO_SCRIPT), "-g", grid, "-o", "leo", cwd=tmp_path, env=prefect_api_env)
+    done = run_cli(
+        "run", str(DEMO_SCRIPT), "-g", grid, "-o", "leo", cwd=tmp_path, env=prefect_api_env
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "runs/s" not in done.stderr and "3/3 runs" not in done.stderr
     assert "\x1b[" not in done.stderr  # no cursor control in a log file

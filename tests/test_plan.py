@@ -9,7 +9,9 @@ against the flow's own batch sizing, and the command line's output.
 from __future__ import annotations
 
 import json
+import statistics
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from prefect_gmat import plan, sweep
 from prefect_gmat.cli import main
 from prefect_gmat.core.records import Outcome
 from prefect_gmat.study.batching import BatchSizer
+from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.plan import (
     COMMAND_START_SECONDS,
     LOAD_EXPONENT,
@@ -123,26 +126,54 @@ def test_the_estimate_adds_up_and_scales_with_load() -> None:
     assert json.loads(design.to_json())["saltelli"]["runs"] == 384
 
 
+def _recorded(out: Path) -> tuple[float, float, float]:
+    """The sweep in ``out``: its mean run time, first run's start and last run's end."""
+    records = list(read_manifest(out).records.values())
+    starts = [datetime.fromisoformat(r["started_at"]).timestamp() for r in records]
+    ends = [datetime.fromisoformat(r["ended_at"]).timestamp() for r in records]
+    return statistics.fmean(r["duration_s"] for r in records), min(starts), max(ends)
+
+
 @pytest.mark.usefixtures("prefect_server")
 def test_plan_holds_for_a_200_point_sweep(drag_script: Path, tmp_path: Path) -> None:
+    """The real sweep takes the plan's seconds, within 30 %.
+
+    The plan holds for the machine as busy as the pilots found it. Other work on a shared
+    machine (the other half of the test suite, under pytest-xdist) comes and goes within a
+    minute, so the sweep's own run times (its manifest) say whether the load held: if they
+    differ from the pilots' by more than that tolerance, the pair is tried once more, and
+    the test skips, saying so, if the load moved both times.
+    """
     grid = {"Sat.SMA": [6878 + 0.5 * i for i in range(200)]}
-    out = tmp_path / "sweep"
-    cost = plan(drag_script, grid=grid, out=out, workers=2)
-    assert not out.exists(), "the plan wrote under out"
-    data = json.loads(cost.to_json())
-    for key in ("runs", "seconds", "task_runs", "bytes", "per_run_seconds", "fixed_seconds"):
-        assert key in data, key
-    assert data["runs"] == 200 and data["workers"] == 2 and data["server"] is True
-    assert len(data["pilot_run_ids"]) >= 2 and not data["pilot_failures"]
-    assert 0 < data["task_runs"] < 200  # batched
+    tried = []
+    for attempt in range(2):
+        out = tmp_path / f"sweep-{attempt}"
+        cost = plan(drag_script, grid=grid, out=out, workers=2)
+        assert not out.exists(), "the plan wrote under out"
+        data = json.loads(cost.to_json())
+        for key in ("runs", "seconds", "task_runs", "bytes", "per_run_seconds", "fixed_seconds"):
+            assert key in data, key
+        assert data["runs"] == 200 and data["workers"] == 2 and data["server"] is True
+        assert len(data["pilot_run_ids"]) >= 2 and not data["pilot_failures"]
+        assert 0 < data["task_runs"] < 200  # batched
 
-    started = time.monotonic()
-    frame = sweep(drag_script, grid=grid, out=out, workers=2, progress=False)
-    wall = time.monotonic() - started
-    assert (frame["__status"] == "ok").all()
+        started = time.time()
+        frame = sweep(drag_script, grid=grid, out=out, workers=2, progress=False)
+        wall = time.time() - started
+        assert (frame["__status"] == "ok").all()
+        mean_run, first, last = _recorded(out)
+        drift = mean_run / cost.per_run_seconds
+        tried.append(
+            f"plan {cost.seconds:.1f} s, real {wall:.1f} s (first run after {first - started:.1f}"
+            f" s, runs {last - first:.1f} s), run times x{drift:.2f} the pilots'"
+        )
+        print(f"\n{tried[-1]}\n{cost.describe()}")
+        if 0.75 <= drift <= 1.35:
+            break
+    else:
+        pytest.skip(f"the machine's load changed during each plan-and-sweep pair: {tried}")
 
-    print(f"\nplan {cost.seconds:.1f} s, real {wall:.1f} s\n{cost.describe()}")
-    assert 0.7 * cost.seconds <= wall <= 1.3 * cost.seconds, (cost.seconds, wall)
+    assert 0.7 * cost.seconds <= wall <= 1.3 * cost.seconds, tried[-1]
     written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     assert 0.5 * cost.bytes <= written <= 2 * cost.bytes, (cost.bytes, written)
 

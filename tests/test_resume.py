@@ -45,15 +45,18 @@ def test_kill_9_at_half_then_resume_redoes_nothing_finished(
     # flush alone would redo up to ~35.
     again = sorted(i for i, n in runs.items() if n > 1)
     assert len(again) <= 10, again
-    uninterrupted = sweep(DEMO_SCRIPT, grid=sma_grid(300), out=tmp_path / "whole", workers=2)
-    pd.testing.assert_frame_equal(df, uninterrupted, check_exact=True)
+    # The same points run without a kill give the same numbers (a sample: every 10th point).
+    sample = {"Sat.SMA": sma_grid(300)["Sat.SMA"][::10]}
+    uninterrupted = sweep(DEMO_SCRIPT, grid=sample, out=tmp_path / "whole", workers=2)
+    picked = df.loc[list(range(0, 300, 10))].rename(index=lambda r: r // 10, level="run_id")
+    pd.testing.assert_frame_equal(picked, uninterrupted, check_exact=True)
 
 
 def test_sigterm_stops_the_sweep_with_a_valid_manifest_and_no_engines_left(
     sweep_processes: SweepProcesses, tmp_path: Path
 ) -> None:
     out = tmp_path / "terminated"
-    proc = sweep_processes.start("grid", out, 400)
+    proc = sweep_processes.start("grid", out, 200)
     wait_for_records(out, 40, proc)
     workers = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGTERM)
@@ -62,12 +65,12 @@ def test_sigterm_stops_the_sweep_with_a_valid_manifest_and_no_engines_left(
     assert not alive
     manifest = read_manifest(out)
     assert manifest.torn_line is None  # a clean stop leaves no torn line
-    assert 40 <= len(manifest.records) < 400
+    assert 40 <= len(manifest.records) < 200
     from gmat_sweep import Manifest
 
     assert len(Manifest.load(out / "manifest.jsonl").entries) == len(manifest.records)
     df = resume(out, workers=2)
-    assert (df["__status"] == "ok").sum() == 3 * 400
+    assert (df["__status"] == "ok").sum() == 3 * 200
 
 
 def test_retry_failed_reruns_only_the_failures(tmp_path: Path) -> None:

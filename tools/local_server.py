@@ -150,16 +150,23 @@ class LocalServer:
         SIGTERM, ``grace`` seconds to exit, then SIGKILL for whatever of the group is left.
         """
         while self._children:
-            process, handle = self._children.pop()
-            _signal_group(process, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=grace)
-            _signal_group(process, signal.SIGKILL)
-            process.wait()
-            handle.close()
+            self.stop_process(self._children[-1][0], grace)
         for pid in self.stray_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+    def stop_process(self, process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+        """Stop one process group :meth:`spawn` started (a worker, before the server stops)."""
+        found = [i for i, (child, _) in enumerate(self._children) if child is process]
+        if not found:
+            raise ValueError(f"process {process.pid} was not started by this server")
+        _, handle = self._children.pop(found[0])
+        _signal_group(process, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=grace)
+        _signal_group(process, signal.SIGKILL)
+        process.wait()
+        handle.close()
 
     def stray_pids(self) -> list[int]:
         """Processes left from this server's children in sessions of their own.

@@ -1,10 +1,9 @@
 """What the work-pool tests share: a server with a worker, and the waits on its flow runs.
 
-:func:`process_platform` is the one process work pool of the session (the
-``process_platform`` fixture): ``tests/test_platform.py`` and the confinement test
-both run their deployments on it. ``tests/test_docker.py`` builds its own docker
-:class:`WorkerPlatform`. The helpers here start deployment runs and wait for what
-the worker and server record.
+:func:`process_platform` is the server of the platform tests (tests/platform/): the
+process worker's deployments run on it, and test_docker.py adds a docker worker to
+it. The helpers here start deployment runs and wait for what the worker and server
+record.
 """
 
 from __future__ import annotations
@@ -174,9 +173,10 @@ def process_platform(base: Path) -> Iterator[WorkerPlatform]:
         timings["server healthy"] = server.startup_seconds
         prefect = prefect_command()
         server.run([*prefect, "work-pool", "create", POOL, "--type", "process"])
-        # prefect.yaml's sweep-docker needs its pool to deploy (tests/test_docker.py runs it).
+        # prefect.yaml's sweep-docker needs its pool to deploy (test_docker.py runs it).
         server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
-        server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "2"])
+        # Four engines: a retried run's two fit beside those a killed container still leases.
+        server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "4"])
         server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
         started = time.monotonic()
         server.run([*prefect, "--no-prompt", "deploy", "--all"], cwd=REPO)

@@ -333,7 +333,8 @@ class WorkerPool:
         finally:
             child.close()
         conn = multiprocessing.connection.Connection(parent.detach())
-        conn.send((self.engine_root, list(sys.path), os.getpid()))
+        with contextlib.suppress(OSError):  # no worker (its template died): _await_ready says why
+            conn.send((self.engine_root, list(sys.path), os.getpid()))
         worker = _Worker(process=_Forked(template, pid), conn=conn, output=output)
         with self._lock:
             self._live.add(worker)

@@ -1,7 +1,7 @@
 """The Prefect platform for real: a server, ``prefect deploy --all``, a process worker, events.
 
 One server (its own ``PREFECT_HOME``, a free 127.0.0.1 port) and one worker for
-the module, started as a user would from the README, and stopped by process id
+the package, started as a user would from the README, and stopped by process id
 (process groups, then any descendant left) even when a test fails. The worker's
 operator confined its flow runs (``PREFECT_GMAT_ALLOWED_PATHS``/``_HOOKS``): the last
 test runs the ``sweep`` deployment with parameters inside and outside those bounds.
@@ -13,7 +13,6 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
@@ -51,7 +50,6 @@ from tests.support.work_pool import (
     ALLOWED_HOOK,
     WorkerPlatform,
     assert_completed,
-    process_platform,
     retry_as_the_ui_does,
     wait_for,
     wait_for_events,
@@ -60,12 +58,10 @@ from tests.support.work_pool import (
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerPlatform]:
-    """Server, work pool, engine limit, blocks, ``prefect deploy --all`` and a confined
-    worker (tests/support/work_pool.py)."""
-    with process_platform(tmp_path_factory.mktemp("platform")) as platform:
-        yield platform
+@pytest.fixture
+def platform(shared_platform: WorkerPlatform) -> WorkerPlatform:
+    """The package's server with its confined process worker (tests/platform/conftest.py)."""
+    return shared_platform
 
 
 def _finished_run_of(

@@ -2,9 +2,10 @@
 
 The module starts a Docker daemon if none answers (installing docker.io as root
 if needed), builds the base and project images (docker keeps both between runs,
-and the downloaded wheels stay in the user cache), starts a Prefect server and
-``prefect worker start --type docker`` on 127.0.0.1, deploys ``prefect.yaml``'s
-``sweep-docker`` and runs it: sweeps are written by the container's non-root
+and the downloaded wheels stay in the user cache), and starts ``prefect worker
+start --type docker`` on the package's Prefect server (tests/platform/conftest.py:
+``prefect server start`` on 127.0.0.1, with ``prefect.yaml`` deployed), then runs
+``sweep-docker``: sweeps are written by the container's non-root
 user into a host directory mounted at /sweeps. Everything started here is
 stopped here, the daemon only if this module started it. Without Docker the
 tests skip, except in CI (``CI`` set), where that is a failure.
@@ -62,7 +63,7 @@ from tools.image import (
     docker,
     image_user,
 )
-from tools.local_server import LocalServer, prefect_command
+from tools.local_server import prefect_command
 
 # A cold machine installs docker.io, debootstraps Debian and downloads the wheels first.
 pytestmark = pytest.mark.timeout(1800)
@@ -121,9 +122,11 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DockerDaemon]:
 
 @pytest.fixture(scope="module")
 def platform(
-    daemon: DockerDaemon, tmp_path_factory: pytest.TempPathFactory
+    daemon: DockerDaemon,
+    shared_platform: WorkerPlatform,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[DockerPlatform]:
-    """The image, a server, the docker pool, engine limit, block, deployment and worker."""
+    """The image, the installation block and a docker worker on the package's server."""
     root = tmp_path_factory.mktemp("docker")
     timings: dict[str, float] = {}
     if daemon.started is not None:
@@ -135,35 +138,31 @@ def platform(
     sweeps.mkdir()
     os.chown(sweeps, *image_user(IMAGE))
     shutil.copy(DEMO_SCRIPT, sweeps / "leo_short.script")
-    env = {"PREFECT_WORKER_QUERY_SECONDS": "1"}  # default 10 s: runs would wait to be picked up
-    with LocalServer(root / "home", env=env) as server:
-        prefect = prefect_command()
-        server.run([*prefect, "work-pool", "create", DOCKER_POOL, "--type", "docker"])
-        # Four engines: the retried run's two fit beside those a killed container still leases.
-        server.run([*prefect, "gcl", "create", ENGINE_LIMIT, "--limit", "4"])
-        server.run([*prefect, "block", "register", "-m", "prefect_gmat.blocks"])
-        with temporary_settings({PREFECT_API_URL: server.api_url}):
-            GmatInstallation().save("pip-engine")  # resolved in the container: its pip engine
-        server.run([*prefect, "--no-prompt", "deploy", "--name", DOCKER_DEPLOYMENT], cwd=REPO)
-        worker_log = root / "worker.log"
-        server.spawn(
-            [*prefect, "worker", "start", "--pool", DOCKER_POOL, "--type", "docker"],
-            log=worker_log,
-            cwd=root,
+    # The package's server already has the docker pool, the engine limit (4: a retried
+    # run's two engines fit beside those a killed container still leases), the blocks and
+    # prefect.yaml's deployments (tests/platform/conftest.py); a docker worker joins it.
+    server = shared_platform.server
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        GmatInstallation().save("pip-engine", overwrite=True)  # resolved in the container
+    worker_log = root / "worker.log"
+    worker = server.spawn(
+        [*prefect_command(), "worker", "start", "--pool", DOCKER_POOL, "--type", "docker"],
+        log=worker_log,
+        cwd=root,
+    )
+    platform = DockerPlatform(server, root, worker_log, timings, sweeps=sweeps, build=build)
+    try:
+        yield platform
+    finally:
+        with platform.client() as client:
+            ours = {str(run.id) for run in client.read_flow_runs()}
+        server.stop_process(worker)  # the worker first: it starts no container after this
+        _remove_containers(ours)
+        print(
+            f"\ndocker image {build.tag}: {build.size_bytes / 1e6:.0f} MB on {build.base};",
+            "timings:",
+            json.dumps({k: round(v, 1) for k, v in timings.items()}),
         )
-        platform = DockerPlatform(server, root, worker_log, timings, sweeps=sweeps, build=build)
-        try:
-            yield platform
-        finally:
-            with platform.client() as client:
-                ours = {str(run.id) for run in client.read_flow_runs()}
-            server.stop()  # the worker first: it starts no container after this
-            _remove_containers(ours)
-            print(
-                f"\ndocker image {build.tag}: {build.size_bytes / 1e6:.0f} MB on {build.base};",
-                "timings:",
-                json.dumps({k: round(v, 1) for k, v in timings.items()}),
-            )
 
 
 def _container_of(run_id: UUID | str, *, every: bool = False) -> list[str]:
