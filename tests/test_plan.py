@@ -104,6 +104,12 @@ def test_the_estimate_adds_up_and_scales_with_load() -> None:
     assert quiet.task_runs == sum(quiet.task_runs_detail.values())
     ephemeral = estimate(_pilots(), runs=200, workers=2, server=False, cores=2)
     assert ephemeral.fixed_seconds["start"] > quiet.fixed_seconds["start"]
+    # A second sweep in the same process starts sooner against a server, not without one.
+    again = estimate(_pilots(), runs=200, workers=2, server=True, cores=2, warm=True)
+    assert again.start_detail["prefect"] < quiet.start_detail["prefect"] / 2
+    assert again.seconds < quiet.seconds
+    cold_again = estimate(_pilots(), runs=200, workers=2, server=False, cores=2, warm=True)
+    assert cold_again.start_detail == ephemeral.start_detail
     busy = estimate(_pilots(0.45, load=3.0), runs=200, workers=2, server=True, cores=2)
     slower = 3**LOAD_EXPONENT
     assert busy.fixed_seconds["start"] == pytest.approx(

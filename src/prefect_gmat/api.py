@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -263,7 +264,10 @@ def plan(
         return bool(answer and answer[0])
 
     try:
-        return plan_request(request, server=server, pilots_per_engine=pilots)
+        # A process that has run a sweep holds Prefect and the flow: its next one starts in
+        # about half a second against a server (tests/test_plan.py plans a second sweep).
+        warm = "prefect_gmat.flows.sweep" in sys.modules
+        return plan_request(request, server=server, warm=warm, pilots_per_engine=pilots)
     finally:
         asking.join()
 
