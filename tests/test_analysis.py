@@ -547,3 +547,41 @@ def test_a_monte_carlo_study_publishes_its_convergence_and_postprocess_outputs(
     assert {"sweep-band", "sweep-corner", "sweep-convergence"} <= keys
     convergence = next(a for a in artifacts if a.key == "sweep-convergence")
     assert "monte carlo design, 16 ok runs" in str(convergence.data)
+
+
+def test_a_finished_sweeps_reports_are_read_once_for_the_plots_and_the_frame(
+    grid_out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flow's end builds the caller's frame and the plots' frame from one read of the
+    run files, in two threads at once; each equals the frame read on its own."""
+    import threading
+
+    stacked: list[str | None] = []
+    real = readers._per_run_outputs
+
+    def counted(*args: Any, **kwargs: Any) -> pd.DataFrame:
+        stacked.append(kwargs["name"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(readers, "_per_run_outputs", counted)
+    reports = readers.ReportFrames.of(grid_out)
+    frames: dict[str, pd.DataFrame] = {}
+    threads = [
+        threading.Thread(target=lambda: frames.update(plain=reports.frame("Orbit"))),
+        threading.Thread(target=lambda: frames.update(swept=reports.frame("Orbit", params=True))),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stacked == ["Orbit"]
+    with pytest.raises(SweepSpecError, match="pass report="):
+        reports.frame()  # two reports: which one is the caller's to say
+    records = read_manifest(grid_out).records.values()
+    pd.testing.assert_frame_equal(
+        frames["plain"], readers.aggregate(records, grid_out, report="Orbit")
+    )
+    alone = readers.aggregate(records, grid_out, report="Orbit", params=True)
+    pd.testing.assert_frame_equal(frames["swept"], alone)
+    assert frames["swept"].attrs["params"] == alone.attrs["params"]
+    pd.testing.assert_frame_equal(frames["plain"], load_sweep(grid_out, report="Orbit"))

@@ -30,7 +30,7 @@ from prefect_gmat.runtime.imports import BackgroundImport
 from prefect_gmat.runtime.progress import terminal_progress
 from prefect_gmat.runtime.quiet import quiet_prefect
 from prefect_gmat.study.convergence import study_so_far
-from prefect_gmat.study.frame import aggregate
+from prefect_gmat.study.frame import ReportFrames, aggregate
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.plan import SweepCost, plan_request
 from prefect_gmat.study.request import Knobs, Points, StudyDesign, SweepRequest
@@ -336,31 +336,27 @@ def run_request(request: SweepRequest, knobs: SweepKnobs) -> pd.DataFrame:
 
 
 class _FrameReader:
-    """Reads the finished sweep's frame in a thread from the moment the flow has written it.
+    """Builds the finished sweep's frame in a thread from the moment its runs are recorded.
 
-    The flow calls :meth:`start` (through ``on_sweep_written``) just before it
-    returns, so the read overlaps what Prefect does before the call returns (its
-    heartbeat thread takes up to 1 s to stop).
+    The flow calls :meth:`start` (through ``on_sweep_written``) with the sweep's
+    reports before it archives and draws, so the frame is built meanwhile, from the
+    same read of the run files as the plots.
     """
 
     def __init__(self, knobs: SweepKnobs) -> None:
         self._knobs = knobs
-        self._out: str | None = None
         self._thread: threading.Thread | None = None
         self._frame: pd.DataFrame | None = None
         self._error: BaseException | None = None
 
-    def start(self, out: str) -> None:
-        self._out = out
-        self._thread = threading.Thread(target=self._read, name="frame-read")
+    def start(self, reports: ReportFrames) -> None:
+        self._thread = threading.Thread(target=self._read, args=(reports,), name="frame-read")
         self._thread.start()
 
-    def _read(self) -> None:
+    def _read(self, reports: ReportFrames) -> None:
         try:
-            assert self._out is not None
-            self._frame = load_sweep(
-                self._out,
-                report=self._knobs.get("report"),
+            self._frame = reports.frame(
+                self._knobs.get("report"),
                 params=self._knobs.get("params", False),
                 converged=self._knobs.get("converged", False),
             )
@@ -369,8 +365,7 @@ class _FrameReader:
 
     def result(self, out: str) -> pd.DataFrame:
         if self._thread is None:  # the flow did not get to its end
-            self._out = out
-            self._read()
+            self._read(ReportFrames.of(out))
         else:
             self._thread.join()
         if self._error is not None:
@@ -478,7 +473,7 @@ def _run(request: SweepRequest, frame: _FrameReader, shown: SweepKnobs) -> dict[
                 and "PREFECT_GMAT_PLOT_METRIC" not in os.environ
             ):  # nobody sees a temporary server's plots
                 pinned = replace(pinned, knobs=replace(pinned.knobs, plot_metric="off"))
-            on_sweep_written[str(options.out)] = lambda: frame.start(str(options.out))
+            on_sweep_written[str(options.out)] = frame.start
             try:
                 summary: dict[str, Any] = sweep_flow(**pinned.flow_parameters())
             finally:

@@ -31,10 +31,11 @@ from prefect_gmat.engine.run import failed_outcome
 from prefect_gmat.errors import FailureBudgetError, ManifestError
 from prefect_gmat.runtime import progress
 from prefect_gmat.runtime.events import emit_sweep_completed
+from prefect_gmat.runtime.heartbeat import stop_heartbeat
 from prefect_gmat.runtime.limits import engine_slots
 from prefect_gmat.runtime.naming import default_sweep_dir
 from prefect_gmat.runtime.observability import SweepProgress, publish_summary
-from prefect_gmat.runtime.ui_plots import publish_plots, warm_plots
+from prefect_gmat.runtime.ui_plots import DrawnPlots, warm_plots
 from prefect_gmat.settings import get_settings
 from prefect_gmat.study.batching import (
     PER_DASK_TASK_RUN_SECONDS,
@@ -44,6 +45,7 @@ from prefect_gmat.study.batching import (
 from prefect_gmat.study.confine import Confinement
 from prefect_gmat.study.convergence import ConvergingStudy, study_so_far
 from prefect_gmat.study.designs import LatinHypercubeDesign, MonteCarloDesign
+from prefect_gmat.study.frame import ReportFrames
 from prefect_gmat.study.manifest import outcome_record
 from prefect_gmat.study.request import SweepOptions, SweepRequest
 from prefect_gmat.study.spec import Point
@@ -60,10 +62,10 @@ __all__ = ["SweepOptions", "sweep_flow"]
 
 _FLUSH_SECONDS = 0.5
 _FLUSH_MAX_SECONDS = 2.0
-#: Per sweep directory, called once the flow has written everything, as it returns:
-#: ``sweep()`` starts reading the frame back then, while Prefect completes the flow run.
+#: Per sweep directory, called with its reports once every run is recorded: ``sweep()``
+#: builds its frame from them then, while the flow archives, draws and completes.
 #: (A plain dict, not a context variable: dask's task runner pickles the context.)
-on_sweep_written: dict[str, Callable[[], None]] = {}
+on_sweep_written: dict[str, Callable[[ReportFrames], None]] = {}
 #: Work left (engine-seconds per engine) when the end-of-sweep preparations start:
 #: about the time matplotlib's import takes, so the plots do not wait for it.
 _NEARLY_DONE_SECONDS = 2.0
@@ -545,6 +547,14 @@ def sweep_flow(
         publish_summary(options.out, logger)
         raise _budget_error(options.out, tally, budget, len(last.spec))
     plan = last
+    # Every run is recorded: what follows overlaps. The caller's frame and the plots share
+    # one read of the reports, each in its own thread, while the archive is written here;
+    # the heartbeat thread stops now, not when the flow returns (runtime/heartbeat.py).
+    reports = ReportFrames.of(options.out)
+    if (written := on_sweep_written.pop(str(options.out), None)) is not None:
+        written(reports)
+    plots = DrawnPlots(options.out, knobs.plot_metric, reports)
+    stop_heartbeat()
     bundle = (
         # the script the runs used: where the manifest says, or found by hash, or given
         archive_sweep(
@@ -566,12 +576,10 @@ def sweep_flow(
     if growing is not None:
         summary["until"] = growing.outcome
     publish_summary(options.out, logger)
-    publish_plots(options.out, logger, knobs.plot_metric)  # never fails the sweep
+    plots.publish(logger)  # never fails the sweep
     emit_sweep_completed(summary, str(plan.spec.script))
     if tally.failed:
         logger.warning("%d of %d runs failed; see %s", tally.failed, len(plan.to_run), options.out)
-    if (written := on_sweep_written.pop(str(options.out), None)) is not None:
-        written()
     if growing is not None:  # the flow run's state says whether the study converged
         logger.info("%s", growing.message())
         return Completed(message=growing.message(), data=summary)  # type: ignore[return-value]

@@ -20,13 +20,14 @@ import contextlib
 import io
 import logging
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from prefect_gmat.errors import SweepSpecError
-from prefect_gmat.study.frame import aggregate, report_names
+from prefect_gmat.study.frame import ReportFrames, report_names
 from prefect_gmat.study.manifest import ManifestData, read_manifest
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ __all__ = [
     "CORNER_KEY",
     "HEATMAP_KEY",
     "PLOT_KINDS",
+    "DrawnPlots",
     "PlotImage",
     "publish_plots",
     "render_plot",
@@ -76,7 +78,7 @@ def _png(figure: Figure) -> bytes:
 
 
 def _choose(
-    manifest: ManifestData, metric: str, report: str | None
+    manifest: ManifestData, metric: str, report: str | None, reports: ReportFrames
 ) -> tuple[str, str, pd.DataFrame]:
     """The report, the metric column in it (``auto``: the first numeric non-field), its frame."""
     records = list(manifest.records.values())
@@ -90,7 +92,7 @@ def _choose(
             value=report,
         )
     for name in [report] if report is not None else names:
-        frame = aggregate(records, manifest.path.parent, report=name, params=True)
+        frame = reports.frame(name, params=True)
         # Neither a swept value nor a report column that records a swept field.
         swept = {k for r in records for k in r["overrides"]} | set(frame.attrs["params"])
         numeric = [
@@ -115,9 +117,13 @@ def _choose(
 class _Sweep:
     """What every plot of one sweep needs, read once."""
 
-    def __init__(self, out: str | Path, metric: str, report: str | None) -> None:
+    def __init__(
+        self, out: str | Path, metric: str, report: str | None, reports: ReportFrames | None = None
+    ) -> None:
         self.manifest = read_manifest(out)
-        self.report, self.column, self.df = _choose(self.manifest, metric, report)
+        if reports is None:
+            reports = ReportFrames(self.manifest.records.values(), self.manifest.path.parent)
+        self.report, self.column, self.df = _choose(self.manifest, metric, report, reports)
         self.failed = sorted(i for i, r in self.manifest.records.items() if r["status"] != "ok")
         self.ok = len(self.manifest.records) - len(self.failed)
         spec: dict[str, Any] = self.manifest.header.get("parameter_spec") or {}
@@ -253,10 +259,13 @@ def render_plot(
     return image
 
 
-def sweep_plots(out: str | Path, metric: str = "auto") -> list[PlotImage]:
+def sweep_plots(
+    out: str | Path, metric: str = "auto", reports: ReportFrames | None = None
+) -> list[PlotImage]:
     """The plots a finished sweep publishes: band (when its runs share several time steps),
-    corner (two or more swept fields), convergence (Monte Carlo or Latin hypercube)."""
-    swept = _Sweep(out, metric, None)
+    corner (two or more swept fields), convergence (Monte Carlo or Latin hypercube).
+    ``reports``: the sweep's reports when already read (the flow shares them)."""
+    swept = _Sweep(out, metric, None, reports)
     images: list[PlotImage] = []
     if swept.shares_time_steps():
         images.append(swept.band())
@@ -293,6 +302,58 @@ def _import_plotting() -> None:
         import prefect_gmat.analysis.plotting  # noqa: F401
 
 
+class DrawnPlots:
+    """A finished sweep's plots, drawn in a thread from the start (beside the archive) and
+    published as artifacts on the flow's own thread (:meth:`publish`).
+
+    Drawing is 0.3-0.5 s of CPU for a few hundred runs, most of it matplotlib's with the
+    GIL held; the archive's hashing and deflating mostly release it, so the two overlap.
+    """
+
+    def __init__(
+        self, out: str | Path, metric: str | None = None, reports: ReportFrames | None = None
+    ) -> None:
+        self._metric = _plot_metric(metric)
+        self._images: Future[list[PlotImage]] = Future()
+        if self._metric is None:
+            self._images.set_result([])
+            return
+        chosen = self._metric
+
+        def draw() -> None:
+            try:
+                from prefect_gmat.analysis.plotting import require_matplotlib
+
+                require_matplotlib()
+                self._images.set_result(sweep_plots(out, chosen, reports))
+            except Exception as exc:  # reported by publish()
+                self._images.set_exception(exc)
+
+        # Not a daemon, as every thread this package starts (see warm_plots).
+        threading.Thread(target=draw, name="draw-plots").start()
+
+    def publish(self, logger: Logger) -> list[str]:
+        """Publish the plots as artifacts of the current flow run; their keys. Never raises:
+        a sweep's result does not depend on its pictures."""
+        try:
+            images = self._images.result()
+            from prefect.artifacts import create_markdown_artifact
+
+            published: list[str] = []
+            for image in images:
+                # The picture is the description: the flow run's Artifacts tab (list view)
+                # renders a description's first paragraph, so the plot shows right there;
+                # the artifact's own page shows it above the caption.
+                create_markdown_artifact(
+                    markdown=image.caption, key=image.key, description=image.image_markdown()
+                )
+                published.append(image.key)
+            return published
+        except Exception as exc:  # the UI is a view: never fail the sweep over it
+            logger.warning("sweep plots not published (%s); the sweep's results are intact", exc)
+            return []
+
+
 def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[str]:
     """Publish the sweep's plots as artifacts of the current flow run; returns their keys.
 
@@ -300,25 +361,4 @@ def publish_plots(out: Path, logger: Logger, metric: str | None = None) -> list[
     takes the ``plot_metric`` setting. Never raises: a sweep's result does not
     depend on its pictures.
     """
-    metric = _plot_metric(metric)
-    if metric is None:
-        return []
-    try:
-        from prefect.artifacts import create_markdown_artifact
-
-        from prefect_gmat.analysis.plotting import require_matplotlib
-
-        require_matplotlib()
-        published: list[str] = []
-        for image in sweep_plots(out, metric):
-            # The picture is the description: the flow run's Artifacts tab (list view)
-            # renders a description's first paragraph, so the plot shows right there;
-            # the artifact's own page shows it above the caption.
-            create_markdown_artifact(
-                markdown=image.caption, key=image.key, description=image.image_markdown()
-            )
-            published.append(image.key)
-        return published
-    except Exception as exc:  # the UI is a view: never fail the sweep over it
-        logger.warning("sweep plots not published (%s); the sweep's results are intact", exc)
-        return []
+    return DrawnPlots(out, metric).publish(logger)

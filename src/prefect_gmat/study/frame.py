@@ -15,6 +15,7 @@ directory moved, mounted elsewhere or unzipped since it ran: see
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
@@ -29,6 +30,7 @@ from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.study.manifest import ManifestData, read_manifest
 
 __all__ = [
+    "ReportFrames",
     "aggregate",
     "contacts",
     "ephemerides",
@@ -84,13 +86,49 @@ def aggregate(
     ``converged=True`` adds ``__converged``: False for a run whose Target/Optimize
     solver stopped without converging, True if all converged, <NA> without a solver.
     """
-    records = sorted(records, key=lambda r: int(r["run_id"]))
-    result = _per_run_outputs(records, root, kind="report", name=report, argument="report")
-    if params:
-        result = _with_params(result, records)
-    if converged:
-        result = _with_convergence(result, records)
-    return result
+    return ReportFrames(records, root).frame(report, params=params, converged=converged)
+
+
+class ReportFrames:
+    """A sweep's reports, each stacked from its run files once, for every frame made of it.
+
+    A finished sweep needs its frame twice at once (the plots and the caller's return,
+    from two threads): the first :meth:`frame` reads the files, the other waits for it
+    and shares the stack. The frames it returns are new objects but for the plain one
+    (no ``params``, no ``converged``), which is the stack itself: read it, do not change it.
+    """
+
+    def __init__(self, records: Iterable[Mapping[str, Any]], root: str | os.PathLike[str]) -> None:
+        self.records = sorted(records, key=lambda r: int(r["run_id"]))
+        self.root = root
+        self._stacks: dict[str | None, pd.DataFrame] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, out: str | os.PathLike[str]) -> ReportFrames:
+        """The reports of the sweep in ``out`` (its manifest read now)."""
+        manifest = read_manifest(out)
+        return cls(manifest.records.values(), manifest.path.parent)
+
+    def frame(
+        self, report: str | None = None, *, params: bool = False, converged: bool = False
+    ) -> pd.DataFrame:
+        """:func:`aggregate`'s frame of ``report`` (the only one, when None)."""
+        names = report_names(self.records)
+        key = names[0] if report is None and len(names) == 1 else report
+        with self._lock:
+            stack = self._stacks.get(key)
+            if stack is None:
+                stack = _per_run_outputs(
+                    self.records, self.root, kind="report", name=report, argument="report"
+                )
+                self._stacks[key] = stack
+        result = stack
+        if params:
+            result = _with_params(result, self.records)
+        if converged:
+            result = _with_convergence(result, self.records)
+        return result
 
 
 def ephemerides(
