@@ -112,13 +112,14 @@ ENGINE_START_SECONDS = 1.3
 #: sizes batches. 0.1-0.2 s.
 TASK_RUN_LATENCY_SECONDS = 0.15
 #: Last run's end to the returned frame, beside the archive and the plots: the last
-#: manifest flush, the summary artifact and event, Prefect ending the flow run (it joins
-#: its heartbeat thread, which sleeps in 1 s steps) and reading the frame back. Mostly
-#: waiting, so it hardly grows with the load: 1.0-1.4 s at L = 1.9-4.6.
-FINISH_SECONDS = 0.9
-#: Drawing the plot artifacts at the end (matplotlib is imported while the last runs go
-#: on): band and corner of a 200-run sweep. Quiet: 0.3-0.6 s.
-PLOTS_SECONDS = 0.4
+#: manifest flush, the summary artifact and event, Prefect ending the flow run. The frame
+#: is built and the heartbeat thread stopped while the archive is written. Mostly
+#: waiting, so it hardly grows with the load: 0.25-0.4 s.
+FINISH_SECONDS = 0.3
+#: Drawing the plot artifacts at the end, beyond the archive it overlaps (matplotlib is
+#: imported while the last runs go on): band and corner of a 300-run sweep take 0.4-0.5 s
+#: of which 0.1-0.2 s show after a 0.7 s archive.
+PLOTS_SECONDS = 0.2
 #: Archiving: the outputs are hashed, deflated, written and verified: 0.1 s for 1000 short
 #: runs (5 MB), 1.9 s for 70 MB (benchmarks/archive.py): ~28 ms per MB of outputs.
 ARCHIVE_SECONDS_PER_BYTE = 0.028 / 1e6
