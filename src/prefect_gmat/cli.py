@@ -307,6 +307,37 @@ def _describe_bundle(bundle: Path) -> None:
     print(f"sha256 {facts.sha256}")
 
 
+def _cmd_server(args: argparse.Namespace) -> int:
+    from prefect_gmat.runtime import kept_server
+
+    if args.action == "stop":
+        stopped = kept_server.stop()
+        if stopped is None:
+            print("no server started by `prefect-gmat server` here; nothing to stop")
+        else:
+            print(f"stopped the Prefect server at {stopped}; sweeps start their own again")
+        return 0
+    if args.action == "status":
+        found = kept_server.status()
+        if found is None:
+            print("no Prefect server named here: each sweep starts a temporary one")
+            return 1
+        print(f"sweeps run against {found.api_url} ({found.source}); UI: {found.ui_url}")
+        return 0
+    started = time.monotonic()
+    server = kept_server.start(args.port)
+    if server.source == "started":
+        print(
+            f"started a Prefect server at {server.api_url} in {time.monotonic() - started:.0f} s"
+            " and named it in the active Prefect profile: every sweep from now on, in any "
+            f"shell, runs against it and shows in its UI at {server.ui_url}.\n"
+            "Stop it with `prefect-gmat server stop`."
+        )
+    else:
+        print(f"sweeps already run against {server.api_url} (from the {server.source})")
+    return 0
+
+
 def _cmd_archive(args: argparse.Namespace) -> int:
     from prefect_gmat.study.bundle import archive
 
@@ -475,6 +506,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo-out", help="sweep directory (replaced each time)")
     add_knobs(demo)
     demo.set_defaults(func=_cmd_demo)
+
+    keep = sub.add_parser(
+        "server",
+        help="start one local Prefect server for every sweep from now on (stop, status)",
+    )
+    keep.add_argument("action", nargs="?", choices=("start", "stop", "status"), default="start")
+    keep.add_argument("--port", type=int, help="its port (default 4200, or a free one)")
+    keep.set_defaults(func=_cmd_server)
 
     pack = sub.add_parser("archive", help="pack a sweep directory into a verified zip bundle")
     pack.add_argument("out", help="sweep directory")

@@ -15,6 +15,7 @@ __all__ = [
     "FailureBudgetError",
     "ManifestError",
     "PrefectGmatError",
+    "PrefectServerError",
     "RunError",
     "SweepDirectoryError",
     "SweepSpecError",
@@ -59,6 +60,14 @@ class SweepSpecError(PrefectGmatError, ValueError):
     value: Any = None
     problems: list[tuple[str, str]] | None = None
     log_excerpt: str | None = None
+
+
+class PrefectServerError(PrefectGmatError):
+    """A Prefect server could not be started or does not answer. Payload: ``url``, ``output``
+    (what the server printed, when it did not come up)."""
+
+    url: str | None = None
+    output: str | None = None
 
 
 class SweepDirectoryError(PrefectGmatError):
