@@ -113,7 +113,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
     A short-LEO run leaves about 12 KB (GMAT's text outputs, the worker log with the
     GMAT log, the Parquet, Prefect's result record): about 160 runs fit, seconds of
-    runs, so manifest flushes (every 0.5 s at first) land before it fills.
+    runs, so manifest flushes (every second at first) land before it fills.
     """
     where = tmp_path / "disk"
     where.mkdir()

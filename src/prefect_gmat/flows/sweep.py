@@ -41,6 +41,7 @@ from prefect_gmat.study.batching import (
     PER_DASK_TASK_RUN_SECONDS,
     PER_TASK_RUN_CPU_SECONDS,
     BatchSizer,
+    flush_interval,
 )
 from prefect_gmat.study.confine import Confinement
 from prefect_gmat.study.convergence import ConvergingStudy, study_so_far
@@ -60,8 +61,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SweepOptions", "sweep_flow"]
 
-_FLUSH_SECONDS = 0.5
-_FLUSH_MAX_SECONDS = 2.0
 #: Per sweep directory, called with its reports once every run is recorded: ``sweep()``
 #: builds its frame from them then, while the flow archives, draws and completes.
 #: (A plain dict, not a context variable: dask's task runner pickles the context.)
@@ -211,9 +210,10 @@ class _Dispatcher:
     Steps: :meth:`fill` submits task runs (one point each, or a batch sized by
     :class:`BatchSizer`) until ``max_in_flight`` are out; :meth:`collect` takes
     one finished task run's outcomes; :meth:`record` tallies them and appends
-    them to the manifest in fsynced batches (:meth:`flush`, at most every
-    ``_FLUSH_SECONDS``), updating the UI's progress artifact and the terminal's
-    progress line. On any interruption what finished is still written.
+    them to the manifest in fsynced batches (:meth:`flush`, as often as
+    :func:`~prefect_gmat.study.batching.flush_interval` says), updating the UI's
+    progress artifact and the terminal's progress line. On any interruption what
+    finished is still written.
     """
 
     def __init__(
@@ -373,10 +373,7 @@ class _Dispatcher:
         return self.plan.done + self.tally.ok + self.tally.failed - self._counted_before
 
     def _flush_interval(self) -> float:
-        """Every 0.5 s at first, growing to 2 s in a long sweep: each flush is a task run
-        and a progress update (CPU the engines need); the per-run cache holds the rest."""
-        age = time.monotonic() - self._started
-        return min(_FLUSH_MAX_SECONDS, max(_FLUSH_SECONDS, age / 10))
+        return flush_interval(time.monotonic() - self._started)
 
     def flush(self) -> None:
         if self._pending:

@@ -25,14 +25,40 @@ from prefect_gmat.core.layout import run_dir_name
 from prefect_gmat.core.records import Outcome, RunJob
 
 __all__ = [
+    "FLUSH_MAX_SECONDS",
+    "FLUSH_MIN_SECONDS",
     "PER_DASK_TASK_RUN_SECONDS",
     "PER_TASK_RUN_CPU_SECONDS",
     "TARGET_TASK_SECONDS",
     "BatchSizer",
     "batch_name",
+    "flush_interval",
+    "flushes_within",
     "retry_delay_seconds",
     "run_with_retries",
 ]
+
+#: The sweep flow flushes its manifest (a task run, an fsync, the UI's progress artifact)
+#: every second at first, then every quarter of the sweep's age, at most every 5 s. Each
+#: flush takes CPU the engines need (a task run and an API call); what finishes between
+#: two flushes is kept by the per-run cache, so an interrupted sweep loses none of it.
+FLUSH_MIN_SECONDS = 1.0
+FLUSH_MAX_SECONDS = 5.0
+
+
+def flush_interval(age: float) -> float:
+    """Seconds until the next manifest flush of a sweep running for ``age`` seconds."""
+    return min(FLUSH_MAX_SECONDS, max(FLUSH_MIN_SECONDS, age / 4))
+
+
+def flushes_within(seconds: float) -> int:
+    """Manifest flushes while runs come back for ``seconds`` (the last one not counted)."""
+    count, at = 0, flush_interval(0.0)
+    while at < seconds:
+        count += 1
+        at += flush_interval(at)
+    return count
+
 
 #: CPU one Prefect task run costs here, client and server together (measured).
 PER_TASK_RUN_CPU_SECONDS = 0.045

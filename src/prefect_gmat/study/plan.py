@@ -54,6 +54,7 @@ from prefect_gmat.study.batching import (
     PER_DASK_TASK_RUN_SECONDS,
     PER_TASK_RUN_CPU_SECONDS,
     BatchSizer,
+    flushes_within,
 )
 from prefect_gmat.study.manifest import (
     make_header,
@@ -202,16 +203,6 @@ def point_task_runs(
         remaining -= max(1, sizer.next_size(remaining))
         count += 1
     return count, probes
-
-
-def _flushes(running_seconds: float) -> float:
-    """Manifest flushes (each a task run) while runs come back for ``running_seconds``:
-    every 0.5 s for the first 5 s, then every tenth of the sweep's age, at most 2 s."""
-    if running_seconds <= 5.0:
-        return running_seconds / 0.5
-    if running_seconds <= 20.0:
-        return 10.0 + 10.0 * math.log(running_seconds / 5.0)
-    return 10.0 + 10.0 * math.log(4.0) + (running_seconds - 20.0) / 2.0
 
 
 # --- what the pilots measured ------------------------------------------------------------
@@ -605,7 +596,7 @@ def estimate(
             + (TASK_RUN_LATENCY_SECONDS * load if probes else 0.0)
             + run / 2
         )
-    manifest = round(min(_flushes(running), points) + 1) if runs else 0
+    manifest = min(flushes_within(running), points) + 1 if runs else 0
     task_runs = points + manifest + (1 if archive else 0)
     # Each task run's CPU (client and server) is taken from the engines when they keep
     # every core busy. Not scaled by the load: on a busy machine it is taken from every
