@@ -258,7 +258,6 @@ def _tail(output: IO[bytes]) -> str:
 
 
 _live_workers: set[_Worker] = set()  # every pool's, killed at interpreter exit
-_live_templates: set[_Template] = set()
 #: The template each environment's pools fork from. It outlives the pools (a later
 #: sweep in this process forks at once instead of paying the template's ~1.3 s of
 #: imports again) and ends with the interpreter, or when its pool process dies.
@@ -272,10 +271,7 @@ def _template_for(env: dict[str, str]) -> _Template:
     with _templates_lock:
         template = _shared_templates.get(key)
         if template is None or not template.alive():
-            if template is not None:
-                _live_templates.discard(template)
             template = _shared_templates[key] = _Template(env)
-            _live_templates.add(template)
         return template
 
 
@@ -284,7 +280,7 @@ def _kill_leftover_workers() -> None:
     for worker in list(_live_workers):
         with contextlib.suppress(OSError):
             worker.process.kill()
-    for template in list(_live_templates):
+    for template in list(_shared_templates.values()):
         with contextlib.suppress(OSError):
             template.process.kill()
 

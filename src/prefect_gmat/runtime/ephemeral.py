@@ -131,7 +131,7 @@ class EarlyServer:
             self._wait_until_healthy()
         except BaseException as exc:  # Prefect then starts its own, and says why it cannot
             self._error = exc
-            self._terminate(keep_log=True)
+            self._terminate()  # the log stays: the error names it
 
     def _launch(self, env: dict[str, str]) -> None:
         """Start the server process (the command of Prefect's ``SubprocessASGIServer``)."""
@@ -255,15 +255,16 @@ class EarlyServer:
         with self._starting:
             self._terminate()
 
-    def _terminate(self, keep_log: bool = False) -> None:
+    def _terminate(self) -> None:
         """SIGTERM now; reap (or SIGKILL after 5 s) in the background, so the caller goes on.
 
         Once only: stop() and this object's own thread (seeing the stop) both call it,
         the thread maybe while the interpreter exits, when no thread may start. The
-        log goes unless asked to stay (the server still writes to the unlinked file).
+        log goes unless the server failed, whose error names it (a running server
+        still writes to the unlinked file).
         """
         with self._terminating:
-            if self._log is not None and not keep_log and self._error is None:
+            if self._log is not None and self._error is None:
                 self._log.unlink(missing_ok=True)
             process = self._process
             if process is None or self._terminated or process.poll() is not None:
