@@ -38,6 +38,7 @@ LONGEST_FIRST = (
     "test_sweep_faults.py",
     "test_dask_cluster.py",
     "test_analysis.py",
+    "test_kept_server.py",
 )
 
 
