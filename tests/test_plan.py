@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -148,7 +149,8 @@ def test_plan_holds_for_a_200_point_sweep(drag_script: Path, tmp_path: Path) -> 
     machine (the other half of the test suite, under pytest-xdist) comes and goes within a
     minute, so the sweep's own run times (its manifest) say whether the load held: if they
     differ from the pilots' by more than that tolerance, the pair is tried once more, and
-    the test skips, saying so, if the load moved both times.
+    if the load moved both times, the plan's model must still hold for the run times the
+    sweep met (its running part scaled by how much they moved).
     """
     grid = {"Sat.SMA": [6878 + 0.5 * i for i in range(200)]}
     tried = []
@@ -176,8 +178,9 @@ def test_plan_holds_for_a_200_point_sweep(drag_script: Path, tmp_path: Path) -> 
         print(f"\n{tried[-1]}\n{cost.describe()}")
         if 0.75 <= drift <= 1.35:
             break
-    else:
-        pytest.skip(f"the machine's load changed during each plan-and-sweep pair: {tried}")
+    else:  # the load moved both times: the model, with the run times the sweep met
+        cost = replace(cost, seconds=cost.seconds + cost.running_seconds * (drift - 1))
+        tried.append(f"the load moved both times: {cost.seconds:.1f} s with the sweep's run times")
 
     assert 0.7 * cost.seconds <= wall <= 1.3 * cost.seconds, tried[-1]
     written = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
