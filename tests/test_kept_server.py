@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from prefect_gmat.runtime.ephemeral import free_port
+from prefect_gmat.runtime.ephemeral import answers, free_port
 from tests.support.users import STRAY, run_cli, users_env
 
 pytestmark = pytest.mark.slow
-
-
-def _answers(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
 
 
 def _flow_run_names(api_url: str) -> list[str]:
@@ -53,7 +45,7 @@ def test_one_command_keeps_a_server_for_every_later_sweep(tmp_path: Path) -> Non
         started = run_cli("server", "--port", str(port), cwd=tmp_path, env=env)
         assert started.returncode == 0, started.stderr
         assert f"started a Prefect server at {api_url}" in started.stdout
-        assert _answers(api_url)
+        assert answers(api_url)
         assert _profile(home)["PREFECT_API_URL"] == api_url
 
         # A later sweep in a new shell (the same env: nothing exported) runs against it.
@@ -69,7 +61,7 @@ def test_one_command_keeps_a_server_for_every_later_sweep(tmp_path: Path) -> Non
     finally:
         stopped = run_cli("server", "stop", cwd=tmp_path, env=env)
     assert stopped.returncode == 0 and api_url in stopped.stdout, stopped.stderr
-    assert not _answers(api_url)
+    assert not answers(api_url)
     assert "PREFECT_API_URL" not in _profile(home)
     status = run_cli("server", "status", cwd=tmp_path, env=env)
     assert status.returncode == 1 and "temporary" in status.stdout

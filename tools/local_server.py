@@ -17,13 +17,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from prefect_gmat.runtime.ephemeral import free_port
+from prefect_gmat.runtime.ephemeral import answers, free_port
 
 __all__ = ["LocalServer", "free_port", "prefect_command"]
 
@@ -93,13 +92,9 @@ class LocalServer:
                 raise RuntimeError(
                     f"prefect server exited with {server.returncode}; see {self.home}/server.log"
                 )
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as reply:
-                    if reply.status == 200:
-                        self.startup_seconds = time.monotonic() - started
-                        return
-            except OSError:
-                pass
+            if answers(self.api_url):
+                self.startup_seconds = time.monotonic() - started
+                return
             time.sleep(0.25)
         raise TimeoutError(f"prefect server not healthy after {_HEALTH_TIMEOUT:.0f} s")
 

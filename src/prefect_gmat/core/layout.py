@@ -25,6 +25,7 @@ may be once the directory moved, :func:`find_run_file` picks the one there.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 __all__ = [
@@ -101,27 +102,31 @@ def run_file_candidates(root: Path, run_id: int, recorded: str) -> list[Path]:
     elsewhere, or unzipped), and ``run-<id>/<name>``. A recorded absolute path comes
     last: the directory's own copy wins over a file left where the sweep once was.
     """
+    return list(dict.fromkeys(_candidates(root, run_id, recorded)))
+
+
+def _candidates(root: Path, run_id: int, recorded: str) -> Iterator[Path]:
+    """:func:`run_file_candidates` one at a time (repeats possible): the common case, a
+    relative path found where recorded, costs one path and one stat for each of 1000s."""
     path = Path(recorded)
-    found = [] if path.is_absolute() else [root / path]
+    if not path.is_absolute():
+        yield root / path
     parts = [part for part in recorded.replace("\\", "/").split("/") if part]
     folder = run_dir_name(run_id)
     if folder in parts:
         tail = parts[len(parts) - 1 - parts[::-1].index(folder) :]
-        found += [root.joinpath(*tail), root.joinpath(BUNDLE_RUNS_DIR, *tail)]
+        yield root.joinpath(*tail)
+        yield root.joinpath(BUNDLE_RUNS_DIR, *tail)
     if parts:
-        found += [root / folder / parts[-1], root / BUNDLE_RUNS_DIR / folder / parts[-1]]
+        yield root / folder / parts[-1]
+        yield root / BUNDLE_RUNS_DIR / folder / parts[-1]
     if path.is_absolute():
-        found.append(path)
-    return list(dict.fromkeys(found))
+        yield path
 
 
 def find_run_file(root: Path, run_id: int, recorded: str) -> Path | None:
     """The first of :func:`run_file_candidates` that is a file, or None."""
-    if not os.path.isabs(recorded):  # the common case, first and cheaply (a sweep's 1000s)
-        direct = root / recorded
-        if direct.is_file():
-            return direct
-    return next((p for p in run_file_candidates(root, run_id, recorded) if p.is_file()), None)
+    return next((p for p in _candidates(root, run_id, recorded) if p.is_file()), None)
 
 
 def portable_path(root: Path, path: str) -> str:

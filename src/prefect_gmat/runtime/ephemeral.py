@@ -40,7 +40,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["EarlyServer", "free_port"]
+__all__ = ["EarlyServer", "answers", "free_port"]
 
 _HEALTH_TIMEOUT = 120.0
 
@@ -51,6 +51,15 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def answers(api_url: str) -> bool:
+    """Whether a Prefect server answers its health check at ``api_url`` (``.../api``)."""
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:
+        return False
 
 
 def _prefect_app_dir() -> str:
@@ -203,15 +212,11 @@ class EarlyServer:
                     f"the temporary Prefect server exited with {process.returncode}"
                     f" (its output: {self._log})"
                 )
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{url}/health", timeout=2) as reply,
-            ):
-                if reply.status == 200:
-                    self.api_url = url
-                    if self._log is not None:  # it came up: its output is nobody's concern
-                        self._log.unlink(missing_ok=True)
-                    return
+            if answers(url):
+                self.api_url = url
+                if self._log is not None:  # it came up: its output is nobody's concern
+                    self._log.unlink(missing_ok=True)
+                return
             self._stopped.wait(0.1)
         if self._stopped.is_set():
             self._terminate()

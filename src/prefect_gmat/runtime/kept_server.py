@@ -20,12 +20,11 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect_gmat.errors import PrefectServerError
-from prefect_gmat.runtime.ephemeral import free_port
+from prefect_gmat.runtime.ephemeral import answers, free_port
 
 __all__ = ["KeptServer", "start", "status", "stop"]
 
@@ -44,14 +43,6 @@ class KeptServer:
     @property
     def ui_url(self) -> str:
         return self.api_url.removesuffix("/api")
-
-
-def _answers(api_url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=2) as reply:
-            return bool(reply.status == 200)
-    except OSError:
-        return False
 
 
 def _port_free(port: int) -> bool:
@@ -80,15 +71,15 @@ def _profile_url() -> str | None:
 def status() -> KeptServer | None:
     """The server a sweep here would use, if one is named and answers."""
     if url := os.environ.get("PREFECT_API_URL"):
-        return KeptServer(url, "environment") if _answers(url) else None
+        return KeptServer(url, "environment") if answers(url) else None
     url = _profile_url()
-    return KeptServer(url, "profile") if url and _answers(url) else None
+    return KeptServer(url, "profile") if url and answers(url) else None
 
 
 def start(port: int | None = None) -> KeptServer:
     """Use the server already named, or start one and name it in the active profile."""
     if url := os.environ.get("PREFECT_API_URL"):
-        if _answers(url):
+        if answers(url):
             return KeptServer(url, "environment")
         raise PrefectServerError(
             f"PREFECT_API_URL={url} is set in this shell, but nothing answers there: start "
@@ -96,9 +87,9 @@ def start(port: int | None = None) -> KeptServer:
             url=url,
         )
     named = _profile_url()
-    if named and _answers(named):
+    if named and answers(named):
         return KeptServer(named, "profile")
-    if named and not _ours(named):
+    if named and named != _marked_url():
         raise PrefectServerError(
             f"the Prefect profile names a server at {named}, but nothing answers there: start "
             "that server, or `prefect config unset PREFECT_API_URL` and run `prefect-gmat "
@@ -112,7 +103,7 @@ def start(port: int | None = None) -> KeptServer:
     api_url = f"http://127.0.0.1:{port}/api"
     command = [sys.executable, "-m", "prefect", "server", "start", "--background"]
     command += ["--host", "127.0.0.1", "--port", str(port)]
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env = _server_env()
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     launched = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if launched.returncode != 0:
@@ -123,7 +114,7 @@ def start(port: int | None = None) -> KeptServer:
             output=launched.stdout + launched.stderr,
         )
     deadline = time.monotonic() + _HEALTH_TIMEOUT
-    while not _answers(api_url):
+    while not answers(api_url):
         if time.monotonic() > deadline:
             _prefect_server_stop()
             raise PrefectServerError(
@@ -142,33 +133,37 @@ def start(port: int | None = None) -> KeptServer:
 def stop() -> str | None:
     """Stop the server :func:`start` started and take its URL out of the profile; the URL
     it had, or None when there was none."""
-    marker = _home() / _MARKER
-    try:
-        api_url = str(json.loads(marker.read_text(encoding="utf-8"))["api_url"])
-    except (OSError, ValueError, KeyError):
+    api_url = _marked_url()
+    if api_url is None:
         return None
     _prefect_server_stop()
     if _profile_url() == api_url:
         from prefect.settings import update_current_profile
 
         update_current_profile({"PREFECT_API_URL": None})
-    marker.unlink(missing_ok=True)
+    (_home() / _MARKER).unlink(missing_ok=True)
     return api_url
 
 
-def _ours(api_url: str) -> bool:
+def _marked_url() -> str | None:
+    """The URL :func:`start` wrote into the profile, from its marker (None: no marker)."""
     try:
         marker = json.loads((_home() / _MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(marker.get("api_url") == api_url)
+        return str(marker["api_url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _server_env() -> dict[str, str]:
+    """This environment for ``prefect server`` commands: the local server's own, whatever
+    URL the shell names."""
+    return {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
 
 
 def _prefect_server_stop() -> None:
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     subprocess.run(
         [sys.executable, "-m", "prefect", "server", "stop"],
-        env=env,
+        env=_server_env(),
         capture_output=True,
         check=False,
     )
