@@ -562,9 +562,12 @@ def test_archive_needs_the_unchanged_script(leo_copy: Path, tmp_path: Path) -> N
 
 
 def test_archive_refuses_while_a_sweep_holds_the_directory(leo_copy: Path) -> None:
-    from prefect_gmat.study.sweepdir import lock_sweep_dir
+    from tests.support.sweepdir import held_by_another_sweep
 
-    with lock_sweep_dir(leo_copy), pytest.raises(SweepDirectoryError, match="still running"):
+    with (
+        held_by_another_sweep(leo_copy),
+        pytest.raises(SweepDirectoryError, match="still running"),
+    ):
         archive(leo_copy)
     archive(leo_copy)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import NamedTuple
 
 import pandas as pd
 
 from prefect_gmat.core.records import sha256_file
+from prefect_gmat.study.sweepdir import lock_sweep_dir
 
 
 class Swept(NamedTuple):
@@ -49,3 +53,31 @@ def executions(out: Path) -> dict[int, int]:
 def file_hashes(out: Path) -> dict[str, str]:
     """SHA-256 of every file in the run folders, by path relative to ``out``."""
     return {str(p.relative_to(out)): sha256_file(p) for p in out.glob("run-*/*") if p.is_file()}
+
+
+@contextmanager
+def held_by_another_sweep(out: Path) -> Iterator[None]:
+    """``out``'s lock held as another sweep holds it: from another thread (a thread's own
+    sweep takes its lock again: the API's early start, then the flow)."""
+    held, release = threading.Event(), threading.Event()
+    failed: list[BaseException] = []
+
+    def hold() -> None:
+        try:
+            with lock_sweep_dir(out):
+                held.set()
+                release.wait()
+        except BaseException as exc:
+            failed.append(exc)
+            held.set()
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait()
+    try:
+        if failed:
+            raise failed[0]
+        yield
+    finally:
+        release.set()
+        thread.join()

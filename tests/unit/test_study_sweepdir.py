@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from prefect_gmat.study.sweepdir import (
     resume_spec,
     seed_note,
 )
+from tests.support.sweepdir import held_by_another_sweep
 from tests.unit.fakes import finished_run, record
 
 GRID: dict[str, list[Any]] = {"Sat.SMA": [7000, 7100, 7200], "Sat.ECC": [0.01, 0.02]}  # 6 runs
@@ -128,7 +130,7 @@ def test_resume_without_a_manifest_is_a_manifest_error(tmp_path: Path, script: P
 
 def test_preflight_refuses_a_directory_a_sweep_is_writing(tmp_path: Path, script: Path) -> None:
     out = tmp_path / "out"
-    with lock_sweep_dir(out):
+    with held_by_another_sweep(out):
         with pytest.raises(SweepDirectoryError, match="still running"):
             preflight(out, _grid(script), "new")
         with pytest.raises(SweepDirectoryError, match="still running"), no_sweep_running(out):
@@ -141,7 +143,7 @@ def test_preflight_refuses_a_directory_a_sweep_is_writing(tmp_path: Path, script
 
 def test_a_second_lock_on_a_directory_is_refused_naming_the_holder(tmp_path: Path) -> None:
     out = tmp_path / "new" / "out"
-    with lock_sweep_dir(out):
+    with held_by_another_sweep(out):
         holder = (out / LOCK_NAME).read_text()
         assert holder.isdigit()
         with (
@@ -151,6 +153,30 @@ def test_a_second_lock_on_a_directory_is_refused_naming_the_holder(tmp_path: Pat
             pass
         assert info.value.path == str(out)
     with lock_sweep_dir(out):  # free again once the first sweep is done
+        pass
+
+
+def test_a_thread_takes_its_own_sweeps_lock_again(tmp_path: Path, script: Path) -> None:
+    """The API locks a sweep before its early runs; the flow, in the same thread, locks it
+    again, checks it and archives it. Another thread is still refused meanwhile."""
+    out = tmp_path / "out"
+    with lock_sweep_dir(out):
+        with lock_sweep_dir(out), no_sweep_running(out):
+            assert preflight(out, _grid(script), "new").grid == GRID
+        refused: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                with lock_sweep_dir(out):
+                    pass
+            except SweepDirectoryError as exc:
+                refused.append(exc)
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+        assert len(refused) == 1
+    with held_by_another_sweep(out):  # released by both holders
         pass
 
 

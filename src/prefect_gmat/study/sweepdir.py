@@ -18,7 +18,8 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,8 +35,9 @@ from prefect_gmat.core.layout import (
     RUN_DIR_GLOB,
     find_run_file,
     is_run_dir_name,
+    run_dir_name,
 )
-from prefect_gmat.core.records import TRANSIENT_FAILURES, hashed_outputs, sha256_file
+from prefect_gmat.core.records import TRANSIENT_FAILURES, RunJob, hashed_outputs, sha256_file
 from prefect_gmat.engine.install import Engine
 from prefect_gmat.errors import SweepDirectoryError, SweepSpecError
 from prefect_gmat.study.designs import Design, check_n, check_seed, draw_seed, parse_perturb
@@ -86,9 +88,44 @@ def new_sweep_dir(base: Path, script: str | None) -> Path:
     return base / sweep_dir_name(script, datetime.now(UTC))
 
 
+#: Sweep directories locked here, by thread, with how many holders: the API takes the lock
+#: before its early runs, then the flow (in the same thread) takes it again.
+_held: dict[tuple[int, Path], int] = {}
+_held_lock = threading.Lock()
+
+
 @contextmanager
 def lock_sweep_dir(out: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``out`` for the duration of a sweep."""
+    """Hold an exclusive lock on ``out`` for the duration of a sweep.
+
+    Reentrant in one thread; another thread or process is refused, as before.
+    """
+    key = (threading.get_ident(), out.resolve())
+    with _held_lock:
+        if key in _held:
+            _held[key] += 1
+            taken = False
+        else:
+            taken = True
+    if not taken:
+        try:
+            yield
+        finally:
+            with _held_lock:
+                _held[key] -= 1
+        return
+    with _exclusive(out):
+        with _held_lock:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _held_lock:
+                del _held[key]
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
     if out.exists() and not out.is_dir():
         raise SweepDirectoryError(
             f"output path {out} is a file; pass a directory (new or holding a sweep).",
@@ -123,6 +160,11 @@ def no_sweep_running(out: Path) -> Iterator[None]:
     A sweep holds the lock exclusively for its life; a directory without the lock
     file (gmat-sweep made it) has nothing to lock against.
     """
+    with _held_lock:
+        ours = (threading.get_ident(), out.resolve()) in _held
+    if ours:  # this thread's own sweep holds it (the API's early start, then the flow)
+        yield
+        return
     try:
         fd = os.open(out / LOCK_NAME, os.O_RDONLY)
     except FileNotFoundError:
@@ -176,6 +218,21 @@ class SweepPlan:
     to_run: list[Point]
     done: int  # runs already finished ok and intact
     header: dict[str, Any]
+
+    def jobs(self, points: Iterable[Point], timeout: float | None) -> list[RunJob]:
+        """The engine's jobs for ``points``, each in its run folder in the sweep directory."""
+        out = self.writer.path.parent
+        return [
+            RunJob(
+                run_id=point.run_id,
+                script_path=str(self.spec.script),
+                overrides=point.overrides,
+                run_dir=str(out / run_dir_name(point.run_id)),
+                timeout=timeout,
+                postprocess=self.spec.postprocess,
+            )
+            for point in points
+        ]
 
 
 def _same_sweep(existing: ManifestData, spec: SweepSpec, script_sha: str) -> bool:
