@@ -14,12 +14,14 @@ worker, send the jobs and stream back one outcome per job:
 * the socket closes first (segfault, SIGKILL, out of memory): the worker is
   replaced and only this run fails, with the cause (``worker died: signal 9``).
 
-The template outlives the pool: the next pool in this process with the same
-environment forks from it at once. A worker is retired after ``recycle_after``
-runs, which bounds state the engine leaks across runs; its successor starts a few
-runs earlier, so it is warm when the old one stops. Replacements of lost workers
-start at once, in the background, so the engine warm-up of a new worker overlaps
-other runs.
+Before Prefect is up, :meth:`WorkerPool.start_early` runs a sweep's first jobs
+on the idle workers; the first :meth:`WorkerPool.run_batch` takes over those
+that began (``early.py``). The template outlives the pool: the next pool in this
+process with the same environment forks from it at once. A worker is retired
+after ``recycle_after`` runs, which bounds state the engine leaks across runs;
+its successor starts a few runs earlier, so it is warm when the old one stops.
+Replacements of lost workers start at once, in the background, so the engine
+warm-up of a new worker overlaps other runs.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from prefect_gmat.core.records import Outcome, Problem, RunJob, ValidateJob
+from prefect_gmat.engine.early import EarlyRuns
 from prefect_gmat.engine.run import failed_outcome
 from prefect_gmat.engine.worker import TEMPLATE_ENV
 from prefect_gmat.errors import EngineNotFoundError
@@ -57,9 +60,12 @@ __all__ = [
     "describe_exit",
     "has_shared_pool",
     "shared_pool",
+    "stop_early_runs",
 ]
 
 _STARTUP_TIMEOUT = 120.0
+_CLOSED_POLL_SECONDS = 0.5  # how often a caller waiting for an engine checks for close()
+_EARLY_JOIN_SECONDS = 5.0  # at most, for early runs to see the pool closed (see close)
 _STDERR_TAIL = 2000  # characters of a dead worker's output shown to the user
 #: The directory that holds the ``prefect_gmat`` package (this module is __name__'s depth down).
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[__name__.count(".")])
@@ -308,6 +314,7 @@ class WorkerPool:
         self._closed = False
         self._successors: queue.Queue[_Worker] = queue.Queue()  # see _prestart_successor
         self._template: _Template | None = None
+        self._early: EarlyRuns | None = None  # see start_early
         for _ in range(workers):
             self._idle.put(self._spawn())
 
@@ -356,6 +363,7 @@ class WorkerPool:
     def close(self) -> None:
         """Stop every worker; runs in flight are killed."""
         self._closed = True
+        self.stop_early()
         with self._lock:
             workers = list(self._live)
         stopping = []
@@ -370,6 +378,8 @@ class WorkerPool:
         for worker in stopping:
             worker.wait(max(0.0, deadline - time.monotonic()))
             self._discard(worker, kill=True)
+        if self._early is not None:  # their runs were killed above; they end now
+            self._early.join(_EARLY_JOIN_SECONDS)
         with self._lock:
             self._template = None  # it stays for the next pool (see _shared_templates)
 
@@ -452,7 +462,12 @@ class WorkerPool:
     def _ready_worker(self) -> _Worker:
         """Borrow an idle worker whose engine is up; one that died while idle is replaced."""
         while True:
-            worker = self._idle.get()
+            try:
+                worker = self._idle.get(timeout=_CLOSED_POLL_SECONDS)
+            except queue.Empty:
+                if self._closed:  # a caller still waiting (early runs) is let go
+                    raise RuntimeError("the worker pool is closed") from None
+                continue
             try:
                 self._await_ready(worker)
             except EngineNotFoundError:
@@ -489,15 +504,45 @@ class WorkerPool:
         """Run one job on a warm worker and return its outcome; never raises for run faults."""
         return next(self.run_batch([job]))
 
+    def start_early(self, jobs: Sequence[RunJob]) -> None:
+        """Run ``jobs`` on the idle engines until the first :meth:`run_batch`, which takes
+        over the ones that began (see ``engine/early.py``)."""
+        self.stop_early()
+        self._early = EarlyRuns(lambda job: next(self._run_now([job])), jobs, self.size).start()
+
+    @property
+    def taken_over(self) -> int:
+        """Early runs that :meth:`run_batch` took over instead of running them again."""
+        return self._early.handed_over if self._early is not None else 0
+
+    def stop_early(self) -> None:
+        """Start no more early runs (those under way finish and can still be taken over)."""
+        if self._early is not None:
+            self._early.stop()
+
     def run_batch(self, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
         """Run ``jobs`` in order on one warm worker, yielding each outcome as it finishes.
 
         The whole batch goes to the worker in one message, so the engine never
         waits on this process between runs. A run that times out or kills its
-        worker fails alone; the rest continue on a replacement.
+        worker fails alone; the rest continue on a replacement. Jobs that began
+        early (:meth:`start_early`) are not run again: their outcomes come first.
         """
         if self._closed:
             raise RuntimeError("the worker pool is closed")
+        began = self._early.claim(jobs) if self._early is not None else {}
+        rest = []
+        for job in jobs:
+            if job.run_id not in began:
+                rest.append(job)
+                continue
+            try:
+                yield began[job.run_id].result()
+            except Exception:  # the early run broke (the pool closed under it): run it here
+                rest.append(job)
+        yield from self._run_now(rest)
+
+    def _run_now(self, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
         remaining = list(jobs)
         while remaining:
             worker = self._ready_worker()
@@ -618,6 +663,14 @@ def close_shared_pool(config: PoolConfig) -> None:
         pool = _shared.pop(config, None)
     if pool is not None:
         pool.close()
+
+
+def stop_early_runs(config: PoolConfig) -> None:
+    """Start no more early runs on this process's pool for ``config`` (see ``start_early``)."""
+    with _shared_lock:
+        pool = _shared.get(config)
+    if pool is not None:
+        pool.stop_early()
 
 
 def busy_worker_pids() -> list[int]:
