@@ -61,15 +61,20 @@ def measure(out: Path) -> None:
 
     def check(*args: Any, **kwargs: Any) -> None:
         checked(*args, **kwargs)
-        _stamp("engine check (workers started meanwhile)")
-        # The sweep imports the flow next (begun in the background at the call).
-        flow_module = importlib.import_module("prefect_gmat.flows.sweep")
+        _stamp("engine check (workers started meanwhile; the first runs start now)")
+
+    api.check_against_engine = check
+    joined = api.BackgroundImport.join
+
+    def join(self: Any) -> None:
+        joined(self)
         _stamp("flow module imported (prefect and what a flow run loads; begun at the call)")
+        flow_module = importlib.import_module("prefect_gmat.flows.sweep")
         _wrap(flow_module, "get_run_logger", "flow started (first lines of the flow)")
         _wrap(flow_module, "archive_sweep", "archive written")
         _wrap(flow_module, "publish_summary", "summary artifact published")
 
-    api.check_against_engine = check
+    api.BackgroundImport.join = join
     original_use = api.EarlyServer.use
 
     def use(self: Any) -> Any:

@@ -30,6 +30,7 @@ from prefect_gmat.runtime.imports import BackgroundImport
 from prefect_gmat.runtime.progress import terminal_progress
 from prefect_gmat.runtime.quiet import quiet_prefect
 from prefect_gmat.study.convergence import study_so_far
+from prefect_gmat.study.early_start import EarlyStart
 from prefect_gmat.study.frame import ReportFrames, aggregate
 from prefect_gmat.study.manifest import read_manifest
 from prefect_gmat.study.plan import SweepCost, plan_request
@@ -451,6 +452,17 @@ def _run(request: SweepRequest, frame: _FrameReader, shown: SweepKnobs) -> dict[
     try:
         try:
             check_against_engine(checked, pool)
+            # The engines run the first points while Prefect starts (study/early_start.py).
+            early = EarlyStart.begin(
+                options.out,
+                checked,
+                request.mode,
+                options.engine,
+                pool,
+                options.pool.timeout,
+                dask=options.dask,
+                converging=goal is not None,
+            )
         except BaseException:
             flow_import.cancel()  # a refused sweep imports no more than the module under way
             raise
@@ -460,8 +472,9 @@ def _run(request: SweepRequest, frame: _FrameReader, shown: SweepKnobs) -> dict[
             flow_import.join()
         from prefect_gmat.flows.sweep import on_sweep_written, sweep_flow
 
-        pinned = request.pinned(spec, options)
+        pinned = replace(request.pinned(spec, options), mode=early.mode)
         with (
+            early,
             server.use(),
             quiet_prefect(),
             _stop_on_signals(local),

@@ -23,10 +23,15 @@ from prefect.states import Completed
 from prefect.utilities.annotations import quote
 
 from prefect_gmat.blocks.sweep_spec import apply_blocks
-from prefect_gmat.core.layout import RESULTS_DIR, run_dir_name
+from prefect_gmat.core.layout import RESULTS_DIR
 from prefect_gmat.core.records import Outcome, RunJob
 from prefect_gmat.engine.carry import land
-from prefect_gmat.engine.pool import close_shared_pool, has_shared_pool, shared_pool
+from prefect_gmat.engine.pool import (
+    close_shared_pool,
+    has_shared_pool,
+    shared_pool,
+    stop_early_runs,
+)
 from prefect_gmat.engine.run import failed_outcome
 from prefect_gmat.errors import FailureBudgetError, ManifestError
 from prefect_gmat.runtime import progress
@@ -298,17 +303,7 @@ class _Dispatcher:
         return max(room, self.sizer.engines - self._points_in_flight)
 
     def submit(self, points: list[Point]) -> None:
-        jobs = [
-            RunJob(
-                run_id=point.run_id,
-                script_path=str(self.plan.spec.script),
-                overrides=point.overrides,
-                run_dir=str(self.options.out / run_dir_name(point.run_id)),
-                timeout=self.options.pool.timeout,
-                postprocess=self.plan.spec.postprocess,
-            )
-            for point in points
-        ]
+        jobs = self.plan.jobs(points, self.options.pool.timeout)
         # Quoted for the thread runner: Prefect would otherwise walk every job looking for
         # futures (CPU the engines need). Not under dask, which unpacks a quote (a tuple).
         wrap: Callable[[Any], Any] = quote if self._runner is None else (lambda value: value)
@@ -495,7 +490,8 @@ def sweep_flow(
     # One engine slot per engine on this machine (a remote dask cluster's run elsewhere).
     remote = options.dask not in (None, "local")
     held = contextlib.ExitStack()  # released once the sweep's engines are stopped
-    held.enter_context(engine_slots(local_pool.workers if remote else options.pool.workers, logger))
+    slots = local_pool.workers if remote else options.pool.workers
+    held.enter_context(engine_slots(slots, logger, on_wait=lambda: stop_early_runs(local_pool)))
     started_pool = not has_shared_pool(local_pool)
     try:
         pool = shared_pool(local_pool)
@@ -536,6 +532,12 @@ def sweep_flow(
                 if dispatcher.over_budget or growing is None:
                     break
                 plan = growing.next_plan()
+        if pool.taken_over:  # why the first runs' times precede this flow run's start
+            logger.info(
+                "%d runs began on the engines while Prefect started; their task runs took "
+                "them over (each ran once)",
+                pool.taken_over,
+            )
     finally:
         with held:  # released even if stopping the engines fails
             if started_pool:

@@ -12,7 +12,7 @@ test harness, a user who does not want it) sweeps run at once, as before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from prefect.client.orchestration import get_client
@@ -37,12 +37,15 @@ def read_engine_limit(name: str) -> GlobalConcurrencyLimitResponse | None:
 
 @contextmanager
 def engine_slots(
-    workers: int, logger: logging.Logger | logging.LoggerAdapter[logging.Logger]
+    workers: int,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+    on_wait: Callable[[], None] = lambda: None,
 ) -> Iterator[int]:
     """Hold ``workers`` slots of the engine limit for the block; yields the slots held (0: none).
 
     A sweep asking for more engines than the limit allows could never start, so
-    it fails at once and says how to fix it.
+    it fails at once and says how to fix it. ``on_wait`` is called before waiting
+    for slots other sweeps hold (the flow stops its early runs then).
     """
     name = get_settings().engine_limit
     limit = read_engine_limit(name) if name else None
@@ -66,5 +69,6 @@ def engine_slots(
             in_use,
             limit.limit,
         )
+        on_wait()
     with concurrency(name, occupy=workers):
         yield workers

@@ -56,6 +56,7 @@ from prefect_gmat.study.batching import (
     BatchSizer,
     flushes_within,
 )
+from prefect_gmat.study.early_start import early_mode
 from prefect_gmat.study.manifest import (
     make_header,
     outcome_record,
@@ -572,11 +573,15 @@ def estimate(
     out: str = "",
     design_fields: int | None = None,
     design_n: int | None = None,
+    early: bool = False,
 ) -> SweepCost:
     """The cost of ``runs`` runs like ``pilots``' on ``workers`` engines (pure; see module).
 
     ``warm``: the sweep runs in a process that has run one before, against a server, so
     Prefect's start is only the flow run's (a temporary server starts anew each sweep).
+    ``early``: the runs start once the engines are ready, while Prefect starts
+    (study/early_start.py); Prefect's start then costs only the engines' share of the
+    cores it takes.
     """
     cores = cores or os.cpu_count() or 1
     load = pilots.load
@@ -618,7 +623,12 @@ def estimate(
     if engine_start is None:
         engine_start = ENGINE_START_SECONDS * load
     engines_ready = engine_start + pilots.check_seconds
-    start = max(prefect, engines_ready) + (DASK_START_SECONDS * slower if dask else 0.0)
+    if early and runs:
+        # While Prefect starts, the engines share the cores with it (one process's worth).
+        kept = min(1.0, cores / (engines + 1))
+        start = engines_ready + max(0.0, prefect - engines_ready) * (1.0 - kept)
+    else:
+        start = max(prefect, engines_ready) + (DASK_START_SECONDS * slower if dask else 0.0)
     # What the directory holds at the end: the runs done before too.
     total_runs = runs + already_done
     run_bytes = round(pilots.run_bytes * total_runs)
@@ -666,6 +676,7 @@ def estimate(
             dask=dask,
             cores=cores,
             warm=warm,
+            early=early,
         )
         saltelli = {
             "fields": design_fields,
@@ -733,6 +744,8 @@ def plan_request(
     asked = knobs.plot_metric is not None or "PREFECT_GMAT_PLOT_METRIC" in os.environ
     plots = metric != "off" and (on_server or asked)
     design = spec.design
+    converging = request.points.target is not None
+    starts_early = early_mode(options.out, request.mode, dask=options.dask, converging=converging)
     return estimate(
         pilots,
         runs=len(todo),
@@ -749,4 +762,5 @@ def plan_request(
         out=str(options.out),
         design_fields=len(design.perturb) if design is not None else None,
         design_n=design.n if design is not None else None,
+        early=starts_early is not None,
     )
