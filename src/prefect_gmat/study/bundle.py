@@ -27,9 +27,11 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path, PureWindowsPath
 from typing import IO, Any
@@ -75,19 +77,29 @@ _ZIP_TIME = (2026, 1, 1, 0, 0, 0)
 _FILE_MODE = 0o644 << 16
 _UNIX = 3  # ZipInfo.create_system; fixed so a bundle made on Windows has the same bytes
 _CHUNK = 1 << 20
+_THREADS = 2  # hashing and deflating threads: the machine's cores are free after the runs
+_DEFLATE_AHEAD = 8  # members deflated ahead of the writer, held in memory at most
+_DEFLATE_AHEAD_MAX_BYTES = 16 << 20  # a bigger file is streamed by the writer itself
+_AHEAD_MIN_BYTES = 32 << 10  # smaller files are hashed and deflated in place
 _PATH_FIELDS = ("output_paths", "extra_outputs", "solver_paths")
 _LISTED = 20  # bad members named in an error message; the payload has them all
 
 
 @dataclass(frozen=True, slots=True)
 class _Member:
-    """One bundle member: a file to copy (``source``) or small generated text (``data``)."""
+    """One bundle member: a file to copy (``source``) or small generated text (``data``).
+
+    A file's ``sha256`` is filled by :func:`_hash_files`, and checked against the hash
+    its run recorded (``expected``), if any.
+    """
 
     name: str
     sha256: str
     size: int
     source: Path | None = None
     data: bytes | None = None
+    expected: str | None = None
+    run_id: int | None = None
 
 
 # --- writing ----------------------------------------------------------------------------
@@ -216,6 +228,7 @@ def _plan(manifest: ManifestData, root: Path, script: Path, include_logs: bool) 
         members.extend(run_members)
     lines = [json.dumps(manifest.header, sort_keys=True)]
     lines += [json.dumps(r, sort_keys=True) for r in records]
+    members = _hash_files(members, root)
     members.append(_data_member(MANIFEST_NAME, ("\n".join(lines) + "\n").encode("utf-8")))
     readme = _readme(manifest.header, records, f"{SCRIPT_DIR}/{script.name}", include_logs)
     members.append(_data_member(README_MEMBER, readme.encode("utf-8")))
@@ -252,18 +265,8 @@ def _bundle_record(
                     path=str(raw),
                 )
             source = _locate(root, run_id, raw)
-            member = _file_member(name, source)
             expected = hashes.get(hash_key(field, key))
-            if expected is not None and member.sha256 != expected:
-                raise BundleError(
-                    f"{source} has changed since run {run_id} wrote it (its SHA-256 no longer "
-                    "matches output_sha256 in the manifest); the file was modified or damaged. "
-                    f"Resume the sweep (prefect_gmat.resume({str(root)!r})) to re-run that run, "
-                    "then archive again.",
-                    path=str(source),
-                    run_id=run_id,
-                )
-            members[name] = member
+            members[name] = _file_member(name, source, expected=expected, run_id=run_id)
         bundled[field] = rewritten
     if "log_path" in record:
         bundled["log_path"] = None
@@ -298,8 +301,37 @@ def _locate(root: Path, run_id: int, raw: str) -> Path:
     )
 
 
-def _file_member(name: str, source: Path) -> _Member:
-    return _Member(name, sha256_file(source), source.stat().st_size, source=source)
+def _file_member(
+    name: str, source: Path, *, expected: str | None = None, run_id: int | None = None
+) -> _Member:
+    """A file to bundle, hashed later with the others (:func:`_hash_files`)."""
+    return _Member(name, "", source.stat().st_size, source, expected=expected, run_id=run_id)
+
+
+def _hash_files(members: list[_Member], root: Path) -> list[_Member]:
+    """The members with every file hashed, by a few threads (hashing releases the GIL), each
+    checked against the hash its run recorded."""
+
+    def digest(member: _Member) -> str:
+        return sha256_file(member.source) if member.source is not None else member.sha256
+
+    with ThreadPoolExecutor(_THREADS, thread_name_prefix="bundle-hash") as hashing:
+        ahead = {i: hashing.submit(digest, m) for i, m in enumerate(members) if _worth_a_thread(m)}
+        hashed = [
+            replace(m, sha256=ahead[i].result() if i in ahead else digest(m))
+            for i, m in enumerate(members)
+        ]
+    for member in hashed:
+        if member.expected is not None and member.sha256 != member.expected:
+            raise BundleError(
+                f"{member.source} has changed since run {member.run_id} wrote it (its SHA-256 "
+                "no longer matches output_sha256 in the manifest); the file was modified or "
+                f"damaged. Resume the sweep (prefect_gmat.resume({str(root)!r})) to re-run "
+                "that run, then archive again.",
+                path=str(member.source),
+                run_id=member.run_id,
+            )
+    return hashed
 
 
 def _data_member(name: str, data: bytes) -> _Member:
@@ -314,9 +346,12 @@ def _write_zip(dest: Path, members: Sequence[_Member]) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             # compresslevel is zlib's default (6), as gmat-sweep's ZipInfo members get.
-            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for member in members:
-                    _write_member(zf, member)
+            with (
+                zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as zf,
+                ThreadPoolExecutor(_THREADS, thread_name_prefix="bundle-deflate") as deflating,
+            ):
+                for member, deflated in _deflated_ahead(members, deflating):
+                    _write_member(zf, member, deflated)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, dest)
@@ -326,12 +361,59 @@ def _write_zip(dest: Path, members: Sequence[_Member]) -> None:
     fsync_dir(dest.parent)
 
 
-def _write_member(zf: zipfile.ZipFile, member: _Member) -> None:
+@dataclass(frozen=True, slots=True)
+class _Deflated:
+    """A member's file read and deflated ahead of its turn: what the zip needs of it."""
+
+    data: bytes  # raw deflate (no zlib header), as zipfile writes it
+    crc: int
+    size: int
+    sha256: str
+
+
+def _deflate(member: _Member) -> _Deflated | None:
+    """Deflate ``member``'s file as zipfile would (zlib's default level, raw stream); None
+    for generated text and for files too big to hold in memory (they are streamed)."""
+    if member.source is None or member.size > _DEFLATE_AHEAD_MAX_BYTES:
+        return None  # for _write_member to stream
+    raw = member.source.read_bytes()
+    compressor = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    data = compressor.compress(raw) + compressor.flush()
+    return _Deflated(data, zlib.crc32(raw), len(raw), hashlib.sha256(raw).hexdigest())
+
+
+def _deflated_ahead(
+    members: Sequence[_Member], pool: ThreadPoolExecutor
+) -> Iterator[tuple[_Member, _Deflated | None]]:
+    """Each member with its file deflated by ``pool``, a few members ahead of the writer
+    (zlib releases the GIL, so the cores left idle after the last run share it)."""
+    window: deque[tuple[_Member, Future[_Deflated | None] | None]] = deque()
+    for member in members:
+        window.append((member, pool.submit(_deflate, member) if _worth_a_thread(member) else None))
+        if len(window) > _DEFLATE_AHEAD:
+            done, deflated = window.popleft()
+            yield done, deflated.result() if deflated is not None else None
+    while window:
+        done, deflated = window.popleft()
+        yield done, deflated.result() if deflated is not None else None
+
+
+def _worth_a_thread(member: _Member) -> bool:
+    """A file big enough that reading, hashing or deflating it in a thread gains more than
+    handing it over costs (a short run's few-kB report is done faster in place)."""
+    return member.source is not None and member.size >= _AHEAD_MIN_BYTES
+
+
+def _write_member(zf: zipfile.ZipFile, member: _Member, deflated: _Deflated | None) -> None:
     info = zipfile.ZipInfo(member.name, date_time=_ZIP_TIME)
     info.external_attr = _FILE_MODE
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = _UNIX
     info.file_size = member.size  # as writestr sets it, so the ZIP64 choice is the same
+    if deflated is not None:
+        _changed_check(member, deflated.sha256, deflated.size)
+        _write_deflated(zf, info, deflated)
+        return
     digest = hashlib.sha256()
     with zf.open(info, "w") as sink:
         if member.data is not None:
@@ -343,12 +425,36 @@ def _write_member(zf: zipfile.ZipFile, member: _Member) -> None:
                 while chunk := source.read(_CHUNK):
                     sink.write(chunk)
                     digest.update(chunk)
-    if digest.hexdigest() != member.sha256:
+    _changed_check(member, digest.hexdigest(), member.size)
+
+
+def _changed_check(member: _Member, sha256: str, size: int) -> None:
+    if sha256 != member.sha256 or size != member.size:
         raise BundleError(
             f"{member.source} changed while it was being archived; make sure nothing writes "
             "to the sweep directory, then archive again.",
             path=str(member.source),
         )
+
+
+def _write_deflated(zf: zipfile.ZipFile, info: zipfile.ZipInfo, deflated: _Deflated) -> None:
+    """Add a member deflated beforehand, with the bytes ``zf.open(info, "w")`` would write
+    (tests/unit/test_study_bundle.py compares the two): the same local header, with its CRC
+    and sizes written once instead of patched after the data. Uses zipfile's own steps."""
+    info.flag_bits = 0  # a seekable file: no data descriptor
+    zip64 = info.file_size * 1.05 > zipfile.ZIP64_LIMIT  # zipfile's choice, before the data
+    zf.fp.seek(zf.start_dir)  # type: ignore[union-attr]
+    info.header_offset = zf.fp.tell()  # type: ignore[union-attr]
+    zf._writecheck(info)  # type: ignore[attr-defined]
+    zf._didModify = True  # type: ignore[attr-defined]
+    info.CRC = deflated.crc
+    info.compress_size = len(deflated.data)
+    info.file_size = deflated.size
+    zf.fp.write(info.FileHeader(zip64))  # type: ignore[union-attr]
+    zf.fp.write(deflated.data)  # type: ignore[union-attr]
+    zf.start_dir = zf.fp.tell()  # type: ignore[union-attr]
+    zf.filelist.append(info)
+    zf.NameToInfo[info.filename] = info
 
 
 def _readme(
