@@ -117,6 +117,15 @@ def test_the_estimate_adds_up_and_scales_with_load() -> None:
         quiet.fixed_seconds["start"] * slower, abs=0.02
     )
     assert busy.seconds > 2.5 * quiet.seconds
+    # Starting early, one of 2 engines runs while Prefect starts: half that wait is saved.
+    early = estimate(_pilots(), runs=200, workers=2, server=True, cores=2, early=True)
+    waited = quiet.start_detail["prefect"] - quiet.start_detail["engines"]
+    assert waited > 0
+    assert early.fixed_seconds["start"] == pytest.approx(
+        quiet.fixed_seconds["start"] - waited / 2, abs=0.02
+    )
+    roomy = estimate(_pilots(), runs=200, workers=2, server=True, cores=4, early=True)
+    assert roomy.fixed_seconds["start"] == pytest.approx(quiet.start_detail["engines"], abs=0.02)
     no_archive = estimate(_pilots(), runs=200, workers=2, server=True, cores=2, archive=False)
     assert no_archive.bytes_detail["bundle"] == 0
     assert no_archive.task_runs == quiet.task_runs - 1

@@ -505,10 +505,16 @@ class WorkerPool:
         return next(self.run_batch([job]))
 
     def start_early(self, jobs: Sequence[RunJob]) -> None:
-        """Run ``jobs`` on the idle engines until the first :meth:`run_batch`, which takes
-        over the ones that began (see ``engine/early.py``)."""
+        """Run ``jobs`` on idle engines until the first :meth:`run_batch`, which takes over
+        the ones that began (see ``engine/early.py``).
+
+        One core is left to Prefect's start, which runs meanwhile: on 2 cores one engine
+        starts early. Both would get no further (they and Prefect's import would share the
+        2 cores) and would only slow the flow run's start.
+        """
         self.stop_early()
-        self._early = EarlyRuns(lambda job: next(self._run_now([job])), jobs, self.size).start()
+        engines = max(1, min(self.size, (os.cpu_count() or 1) - 1))
+        self._early = EarlyRuns(lambda job: next(self._run_now([job])), jobs, engines).start()
 
     @property
     def taken_over(self) -> int:

@@ -580,8 +580,8 @@ def estimate(
     ``warm``: the sweep runs in a process that has run one before, against a server, so
     Prefect's start is only the flow run's (a temporary server starts anew each sweep).
     ``early``: the runs start once the engines are ready, while Prefect starts
-    (study/early_start.py); Prefect's start then costs only the engines' share of the
-    cores it takes.
+    (study/early_start.py), on the engines that leave Prefect a core; its start then
+    costs only the other engines' time.
     """
     cores = cores or os.cpu_count() or 1
     load = pilots.load
@@ -624,9 +624,9 @@ def estimate(
         engine_start = ENGINE_START_SECONDS * load
     engines_ready = engine_start + pilots.check_seconds
     if early and runs:
-        # While Prefect starts, the engines share the cores with it (one process's worth).
-        kept = min(1.0, cores / (engines + 1))
-        start = engines_ready + max(0.0, prefect - engines_ready) * (1.0 - kept)
+        # While Prefect starts, the engines that leave it a core run (WorkerPool.start_early).
+        running_early = max(1, min(engines, cores - 1))
+        start = engines_ready + max(0.0, prefect - engines_ready) * (1 - running_early / engines)
     else:
         start = max(prefect, engines_ready) + (DASK_START_SECONDS * slower if dask else 0.0)
     # What the directory holds at the end: the runs done before too.
