@@ -59,15 +59,20 @@ def test_a_sweep_the_flow_refuses_after_its_early_start_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Only the flow can read the server's engine limit, after the runs began: what the
-    early start wrote goes, a directory it made and the contents of an empty one given."""
+    early start wrote goes (a directory it made; what it added to one given)."""
     name = f"test-engines-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("PREFECT_GMAT_ENGINE_LIMIT", name)
     ensure_engine_limit(1, name=name)
     made = tmp_path / "new"
-    given = tmp_path / "empty"
-    given.mkdir()
-    for out in (made, given):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.txt").write_text("the user's own file")
+    for out in (made, empty, notes):
         with pytest.raises(SweepSpecError, match="workers=2 is more than the 1 engines"):
             sweep(DEMO_SCRIPT, grid=sma_grid(40), out=out, workers=2, archive=False)
     assert not made.exists()
-    assert list(given.iterdir()) == []
+    assert list(empty.iterdir()) == []
+    assert [p.name for p in notes.iterdir()] == ["README.txt"]
+    assert (notes / "README.txt").read_text() == "the user's own file"

@@ -11,9 +11,9 @@ what began. If the sweep fails before its flow takes over or records a run (it
 was refused, or Prefect did not start), what the early start wrote is removed,
 so a refused sweep still leaves nothing behind.
 
-Only a sweep whose points are known now and whose directory holds nothing to
-lose starts early: a new sweep (or an overwrite of nothing), a resume or a
-retry; not an extension, a converging study or a sweep on dask.
+Only a sweep whose points are known now and which deletes nothing starts
+early: a new sweep (or an overwrite of nothing), a resume or a retry; not an
+extension, a converging study or a sweep on dask.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import contextlib
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
 
 from prefect_gmat.core.layout import MANIFEST_NAME
 from prefect_gmat.engine.install import Engine
@@ -53,18 +52,16 @@ class EarlyStart:
     """Held around the flow's call, which runs in ``mode``; see the module."""
 
     def __init__(
-        self,
-        out: Path,
-        mode: Mode,
-        undo: Literal["dir", "contents"] | None,
-        pool: WorkerPool | None = None,
+        self, out: Path, mode: Mode, kept: frozenset[str] | None, pool: WorkerPool | None = None
     ) -> None:
         self.out = out
         self._pool = pool
         self.mode: Mode = mode  # the mode the flow runs in (an overwrite of nothing is new)
-        # If the sweep fails before recording a run: remove the directory it made, or what it
-        # put in the empty one it was given (None: the directory held a sweep; keep it all).
-        self._undo = undo
+        # If the sweep is refused after its early start, everything in ``out`` but ``kept``
+        # (what was there before) is removed, and ``out`` itself if it was not there. None:
+        # ``out`` held a sweep already (a resume, say); keep it all.
+        self._kept = kept
+        self._made = not out.exists()
         self._held = contextlib.ExitStack()
 
     @classmethod
@@ -84,10 +81,10 @@ class EarlyStart:
         starting = early_mode(out, mode, dask=dask, converging=converging)
         if starting is None:
             return cls(out, mode, None)
-        undo: Literal["dir", "contents"] | None = None
-        if _empty(out):
-            undo = "contents" if out.exists() else "dir"
-        early = cls(out, starting, undo, pool)
+        kept: frozenset[str] | None = None
+        if not (out / MANIFEST_NAME).exists():
+            kept = frozenset(p.name for p in out.iterdir()) if out.is_dir() else frozenset()
+        early = cls(out, starting, kept, pool)
         early._held.enter_context(lock_sweep_dir(out))
         try:
             plan = plan_sweep(out, spec, engine, starting)
@@ -107,7 +104,7 @@ class EarlyStart:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            if error is not None and self._undo is not None and self._refused():
+            if error is not None and self._kept is not None and self._refused():
                 if self._pool is not None:  # no early run may write after the removal
                     self._pool.close()
                 self._remove_what_was_added()
@@ -125,11 +122,13 @@ class EarlyStart:
             return True
 
     def _remove_what_was_added(self) -> None:
-        """The sweep failed before recording a run: leave the directory as it was given."""
-        if self._undo == "dir":
+        """The sweep was refused: leave ``out`` as it was given."""
+        if self._made:
             shutil.rmtree(self.out, ignore_errors=True)
             return
         for path in self.out.iterdir():
+            if path.name in (self._kept or ()):
+                continue
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
