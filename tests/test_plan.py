@@ -157,7 +157,7 @@ def test_plan_holds_for_a_200_point_sweep(drag_script: Path, tmp_path: Path) -> 
     The plan holds for the machine as busy as the pilots found it. Other work on a shared
     machine (the other half of the test suite, under pytest-xdist) comes and goes within a
     minute, so the sweep's own run times (its manifest) say whether the load held: if they
-    differ from the pilots' by more than that tolerance, the pair is tried once more, and
+    differ from the pilots' by a fifth or more, the pair is tried once more, and
     if the load moved both times, the plan's model must still hold for the run times the
     sweep met (its running part scaled by how much they moved).
     """
@@ -185,7 +185,9 @@ def test_plan_holds_for_a_200_point_sweep(drag_script: Path, tmp_path: Path) -> 
             f" s, runs {last - first:.1f} s), run times x{drift:.2f} the pilots'"
         )
         print(f"\n{tried[-1]}\n{cost.describe()}")
-        if 0.75 <= drift <= 1.35:
+        # A load that moved by a fifth moves the running part alone by most of the tolerance
+        # (a CI run: run times x0.77 the pilots', plan 24.6 s, real 16.5 s, 20.0 s with them).
+        if 0.8 <= drift <= 1.25:
             break
     else:  # the load moved both times: the model, with the run times the sweep met
         cost = replace(cost, seconds=cost.seconds + cost.running_seconds * (drift - 1))
