@@ -35,10 +35,16 @@ class _Engines:
         return Outcome(job.run_id, "ok", job.overrides)
 
 
+def _early(engines: _Engines, jobs: list[RunJob], threads: int) -> EarlyRuns[None]:
+    return EarlyRuns(
+        lambda: None, lambda _engine, job: engines.run(job), lambda _e: None, jobs, threads
+    )
+
+
 def test_points_run_in_order_until_the_first_claim_which_takes_what_began() -> None:
     engines = _Engines()
     jobs = [_job(i) for i in range(10)]
-    early = EarlyRuns(engines.run, jobs, 2).start()
+    early = _early(engines, jobs, 2).start()
     for _ in range(3):  # three runs finish; two more have begun and wait
         engines.go.release()
     deadline = time.monotonic() + 10
@@ -57,7 +63,7 @@ def test_points_run_in_order_until_the_first_claim_which_takes_what_began() -> N
 
 def test_only_the_very_job_that_ran_is_handed_over() -> None:
     engines = _Engines()
-    early = EarlyRuns(engines.run, [_job(0)], 1).start()
+    early = _early(engines, [_job(0)], 1).start()
     engines.go.release()
     early.join(5)
     assert early.claim([_job(0, timeout=5.0)]) == {}  # another timeout: another job
@@ -66,7 +72,7 @@ def test_only_the_very_job_that_ran_is_handed_over() -> None:
 
 def test_a_broken_early_run_hands_over_its_error() -> None:
     engines = _Engines()
-    early = EarlyRuns(engines.run, [_job(13)], 1).start()
+    early = _early(engines, [_job(13)], 1).start()
     engines.go.release()
     early.join(5)
     with pytest.raises(RuntimeError, match="closed under it"):
@@ -75,8 +81,27 @@ def test_a_broken_early_run_hands_over_its_error() -> None:
 
 def test_stop_starts_nothing_more() -> None:
     engines = _Engines()
-    early = EarlyRuns(engines.run, [_job(i) for i in range(4)], 1).start()
+    early = _early(engines, [_job(i) for i in range(4)], 1).start()
     early.stop()
     engines.go.release()  # the one that may have begun before stop()
     early.join(5)
     assert len(engines.ran) <= 1
+
+
+def test_a_job_begins_only_on_an_engine_so_a_claim_never_waits_for_one() -> None:
+    """Stopped while it waited for an engine, a thread gives the engine back unused."""
+    engines = _Engines()
+    free = threading.Event()
+    given_back: list[str] = []
+
+    def borrow() -> str:
+        free.wait(5)
+        return "engine"
+
+    early = EarlyRuns(
+        borrow, lambda _e, job: engines.run(job), given_back.append, [_job(0), _job(1)], 1
+    ).start()
+    assert early.claim([_job(0)]) == {}  # nothing began: the task run runs point 0 itself
+    free.set()
+    early.join(5)
+    assert engines.began == [] and given_back == ["engine"]

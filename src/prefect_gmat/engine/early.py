@@ -21,13 +21,26 @@ from prefect_gmat.core.records import Outcome, RunJob
 __all__ = ["EarlyRuns"]
 
 
-class EarlyRuns:
-    """Runs ``jobs`` in order through ``run`` on ``engines`` threads until the first claim."""
+class EarlyRuns[E]:
+    """Runs ``jobs`` in order on ``engines`` threads until the first claim.
+
+    Each thread takes an idle engine first (``borrow``), and only then the next job,
+    which it runs on it (``run``, which hands the engine back) or, stopped meanwhile,
+    hands the engine back unused (``give_back``): a job that began is always on an
+    engine, so a claim never waits for a job still waiting for one.
+    """
 
     def __init__(
-        self, run: Callable[[RunJob], Outcome], jobs: Sequence[RunJob], engines: int
+        self,
+        borrow: Callable[[], E],
+        run: Callable[[E, RunJob], Outcome],
+        give_back: Callable[[E], None],
+        jobs: Sequence[RunJob],
+        engines: int,
     ) -> None:
+        self._borrow = borrow
         self._run = run
+        self._give_back = give_back
         self._pending = list(reversed(jobs))  # popped from the end: the first job first
         self._began: dict[int, tuple[RunJob, Future[Outcome]]] = {}
         self._lock = threading.Lock()
@@ -38,7 +51,7 @@ class EarlyRuns:
             for i in range(max(1, engines))
         ]
 
-    def start(self) -> EarlyRuns:
+    def start(self) -> EarlyRuns[E]:
         for thread in self._threads:
             thread.start()
         return self
@@ -53,10 +66,21 @@ class EarlyRuns:
             return job, began
 
     def _serve(self) -> None:
-        while (taken := self._next()) is not None:
+        while True:
+            with self._lock:
+                if self._stopped or not self._pending:
+                    return
+            try:
+                engine = self._borrow()
+            except Exception:  # the pool closed: nothing more to run
+                return
+            taken = self._next()
+            if taken is None:
+                self._give_back(engine)
+                return
             job, began = taken
             try:
-                began.set_result(self._run(job))
+                began.set_result(self._run(engine, job))
             except BaseException as exc:  # the claimant runs the point again (see claim)
                 began.set_exception(exc)
 

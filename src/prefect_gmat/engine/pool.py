@@ -314,7 +314,7 @@ class WorkerPool:
         self._closed = False
         self._successors: queue.Queue[_Worker] = queue.Queue()  # see _prestart_successor
         self._template: _Template | None = None
-        self._early: EarlyRuns | None = None  # see start_early
+        self._early: EarlyRuns[_Worker] | None = None  # see start_early
         for _ in range(workers):
             self._idle.put(self._spawn())
 
@@ -514,7 +514,18 @@ class WorkerPool:
         """
         self.stop_early()
         engines = max(1, min(self.size, (os.cpu_count() or 1) - 1))
-        self._early = EarlyRuns(lambda job: next(self._run_now([job])), jobs, engines).start()
+        self._early = EarlyRuns(
+            self._ready_worker, self._run_on, self._idle.put, jobs, engines
+        ).start()
+
+    def _run_on(self, worker: _Worker, job: RunJob) -> Outcome:
+        """Run one job on a borrowed worker (it is given back, or replaced if lost)."""
+        worker.busy = True
+        try:
+            worker.conn.send([job])
+        except OSError:
+            return self._died(worker, job, time.time())
+        return next(self._outcomes(worker, [job]))
 
     @property
     def taken_over(self) -> int:
