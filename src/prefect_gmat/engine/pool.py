@@ -520,12 +520,7 @@ class WorkerPool:
 
     def _run_on(self, worker: _Worker, job: RunJob) -> Outcome:
         """Run one job on a borrowed worker (it is given back, or replaced if lost)."""
-        worker.busy = True
-        try:
-            worker.conn.send([job])
-        except OSError:
-            return self._died(worker, job, time.time())
-        return next(self._outcomes(worker, [job]))
+        return next(self._on_worker(worker, [job]))
 
     @property
     def taken_over(self) -> int:
@@ -562,19 +557,23 @@ class WorkerPool:
     def _run_now(self, jobs: Sequence[RunJob]) -> Iterator[Outcome]:
         remaining = list(jobs)
         while remaining:
-            worker = self._ready_worker()
-            worker.busy = True
-            try:
-                worker.conn.send(remaining)
-            except OSError:
-                yield self._died(worker, remaining.pop(0), time.time())
-                continue
-            try:
-                yield from self._outcomes(worker, remaining)
-            except GeneratorExit:  # the caller stopped listening: the rest is not wanted
-                if remaining:
-                    self._replace(worker, kill=True)
-                raise
+            yield from self._on_worker(self._ready_worker(), remaining)
+
+    def _on_worker(self, worker: _Worker, remaining: list[RunJob]) -> Iterator[Outcome]:
+        """Send ``remaining`` to a borrowed worker and yield its outcomes (popped as they
+        come) until it is done with them or lost; what is left goes to another worker."""
+        worker.busy = True
+        try:
+            worker.conn.send(remaining)
+        except OSError:
+            yield self._died(worker, remaining.pop(0), time.time())
+            return
+        try:
+            yield from self._outcomes(worker, remaining)
+        except GeneratorExit:  # the caller stopped listening: the rest is not wanted
+            if remaining:
+                self._replace(worker, kill=True)
+            raise
 
     def _outcomes(self, worker: _Worker, remaining: list[RunJob]) -> Iterator[Outcome]:
         """Receive ``worker``'s outcomes for ``remaining`` (popped as they come) until it is

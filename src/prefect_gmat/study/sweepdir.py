@@ -20,7 +20,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,34 +94,30 @@ _held: dict[tuple[int, Path], int] = {}
 _held_lock = threading.Lock()
 
 
+def _held_key(out: Path) -> tuple[int, Path]:
+    """Who holds ``out``'s lock in this process: the thread, and the directory."""
+    return threading.get_ident(), out.resolve()
+
+
 @contextmanager
 def lock_sweep_dir(out: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``out`` for the duration of a sweep.
 
     Reentrant in one thread; another thread or process is refused, as before.
     """
-    key = (threading.get_ident(), out.resolve())
+    key = _held_key(out)  # only this thread adds or removes its own key
     with _held_lock:
-        if key in _held:
-            _held[key] += 1
-            taken = False
-        else:
-            taken = True
-    if not taken:
+        again = key in _held
+    with nullcontext() if again else _exclusive(out):
+        with _held_lock:
+            _held[key] = _held.get(key, 0) + 1
         try:
             yield
         finally:
             with _held_lock:
                 _held[key] -= 1
-        return
-    with _exclusive(out):
-        with _held_lock:
-            _held[key] = 1
-        try:
-            yield
-        finally:
-            with _held_lock:
-                del _held[key]
+                if not _held[key]:
+                    del _held[key]
 
 
 @contextmanager
@@ -161,7 +157,7 @@ def no_sweep_running(out: Path) -> Iterator[None]:
     file (gmat-sweep made it) has nothing to lock against.
     """
     with _held_lock:
-        ours = (threading.get_ident(), out.resolve()) in _held
+        ours = _held_key(out) in _held
     if ours:  # this thread's own sweep holds it (the API's early start, then the flow)
         yield
         return
