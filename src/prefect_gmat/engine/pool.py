@@ -345,7 +345,10 @@ class WorkerPool:
         return worker
 
     def _discard(self, worker: _Worker, *, kill: bool) -> None:
+        """Stop and forget ``worker``, once: close() and the thread running on it may both."""
         with self._lock:
+            if worker not in self._live:
+                return
             self._live.discard(worker)
             _live_workers.discard(worker)
         if kill and worker.alive():
