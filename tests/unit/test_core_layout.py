@@ -82,6 +82,28 @@ def test_a_path_inside_the_directory_is_written_relative_to_it(tmp_path: Path) -
     assert portable_path(root, str(tmp_path / "out-2" / "x")) == str(tmp_path / "out-2" / "x")
 
 
+@pytest.mark.parametrize(
+    ("root", "path"),
+    [
+        ("/data/out", "/data/out/run-1/report__RF.parquet"),
+        ("/data/out/", "/data/out/run-1/report__RF.parquet"),
+        ("/data//out", "/data/out/run-1/report__RF.parquet"),
+        ("/data/out", "/data/out/./run-1/x"),
+        ("/data/out", "/data/out//run-1/x"),
+        ("/data/out", "/data/out/../out/run-1/x"),
+        ("/data/out", "/data/out"),
+        ("/data/out", "/data/outer/run-1/x"),
+        ("/data/out", "/elsewhere/x"),
+    ],
+)
+def test_a_path_is_made_relative_as_pathlib_would(root: str, path: str) -> None:
+    try:
+        expected = Path(path).relative_to(Path(root)).as_posix()
+    except ValueError:
+        expected = path
+    assert portable_path(Path(root), path) == expected
+
+
 def test_a_path_through_the_real_directory_of_a_symlinked_root_is_relative(
     tmp_path: Path,
 ) -> None:
