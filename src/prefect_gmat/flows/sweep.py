@@ -40,7 +40,7 @@ from prefect_gmat.runtime.heartbeat import stop_heartbeat
 from prefect_gmat.runtime.limits import engine_slots
 from prefect_gmat.runtime.naming import default_sweep_dir
 from prefect_gmat.runtime.observability import SweepProgress, publish_summary
-from prefect_gmat.runtime.ui_plots import DrawnPlots, warm_plots
+from prefect_gmat.runtime.ui_plots import DrawnPlots, plots_on, warm_plots
 from prefect_gmat.settings import get_settings
 from prefect_gmat.study.batching import (
     PER_DASK_TASK_RUN_SECONDS,
@@ -51,7 +51,7 @@ from prefect_gmat.study.batching import (
 from prefect_gmat.study.confine import Confinement
 from prefect_gmat.study.convergence import ConvergingStudy, study_so_far
 from prefect_gmat.study.designs import LatinHypercubeDesign, MonteCarloDesign
-from prefect_gmat.study.frame import ReportFrames
+from prefect_gmat.study.frame import ReportFrames, ReportPrefetch
 from prefect_gmat.study.manifest import outcome_record
 from prefect_gmat.study.request import SweepOptions, SweepRequest
 from prefect_gmat.study.spec import Point
@@ -228,11 +228,13 @@ class _Dispatcher:
         on_nearly_done: Callable[[], None] = lambda: None,
         budget: int | None = None,
         tally: _Tally | None = None,
+        prefetch: ReportPrefetch | None = None,
     ) -> None:
         self.plan = plan
         self.options = options
         self.budget = budget  # failures allowed; once more fail, no new run starts
         self._on_nearly_done = on_nearly_done
+        self._prefetch = prefetch  # reads the good runs' reports as they are recorded
         self.logger = get_run_logger()
         self.tally = tally if tally is not None else _Tally()  # a study's rounds share one
         self._counted_before = self.tally.ok + self.tally.failed
@@ -350,6 +352,8 @@ class _Dispatcher:
                 excerpt = f"\n{outcome.log_excerpt}" if outcome.log_excerpt else ""
                 self.logger.warning("run %d failed: %s%s", outcome.run_id, outcome.error, excerpt)
         self._pending.extend(outcomes)
+        if self._prefetch is not None:
+            self._prefetch.add(outcomes)
         progress.report(self._finished, len(self.plan.spec), self.tally.ok, self.tally.failed)
         if time.monotonic() - self._last_flush >= self._flush_interval():
             self.flush()
@@ -493,6 +497,9 @@ def sweep_flow(
     slots = local_pool.workers if remote else options.pool.workers
     held.enter_context(engine_slots(slots, logger, on_wait=lambda: stop_early_runs(local_pool)))
     started_pool = not has_shared_pool(local_pool)
+    # The frame at the end (the caller's, the plots') is read as the runs are recorded.
+    wanted = plots_on(knobs.plot_metric) or str(options.out) in on_sweep_written
+    prefetch = ReportPrefetch() if wanted else None
     try:
         pool = shared_pool(local_pool)
         goal, engines = request.points.target, options.pool.workers
@@ -527,7 +534,7 @@ def sweep_flow(
                 )
                 # matplotlib (0.75 s of CPU) is imported while the last second of runs goes on.
                 warm = lambda: warm_plots(knobs.plot_metric)  # noqa: E731
-                dispatcher = _Dispatcher(plan, options, warm, budget, tally)
+                dispatcher = _Dispatcher(plan, options, warm, budget, tally, prefetch)
                 dispatcher.run()
                 if dispatcher.over_budget or growing is None:
                     break
@@ -539,6 +546,8 @@ def sweep_flow(
                 pool.taken_over,
             )
     finally:
+        if prefetch is not None:  # what it has read is kept; the rest is read at the end
+            prefetch.close()
         with held:  # released even if stopping the engines fails
             if started_pool:
                 close_shared_pool(local_pool)
@@ -549,7 +558,7 @@ def sweep_flow(
     # Every run is recorded: what follows overlaps. The caller's frame and the plots share
     # one read of the reports, each in its own thread, while the archive is written here;
     # the heartbeat thread stops now, not when the flow returns (runtime/heartbeat.py).
-    reports = ReportFrames.of(options.out)
+    reports = ReportFrames.of(options.out, prefetch)
     if (written := on_sweep_written.pop(str(options.out), None)) is not None:
         written(reports)
     plots = DrawnPlots(options.out, knobs.plot_metric, reports)

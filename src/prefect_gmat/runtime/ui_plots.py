@@ -285,11 +285,16 @@ def _plot_metric(metric: str | None) -> str | None:
     return None if metric.strip().lower() in OFF else metric.strip()
 
 
+def plots_on(metric: str | None) -> bool:
+    """Whether a sweep run with this ``plot_metric`` (None: the setting) draws plots."""
+    return _plot_metric(metric) is not None
+
+
 def warm_plots(metric: str | None) -> None:
     """Import matplotlib in the background (0.75 s here) while the last runs finish, so
     the plots after the last run do not wait for it (nor slow the archive, whose thread
     it would share the GIL with). Nothing when plots are off."""
-    if _plot_metric(metric) is not None:
+    if plots_on(metric):
         # Not a daemon: an exit during a daemon thread's import can crash the interpreter.
         threading.Thread(target=_import_plotting, name="warm-plots").start()
 
