@@ -226,9 +226,9 @@ class ReportPrefetch:
     reads their reports and compacts them as :func:`_per_run_outputs` does. At the end
     :meth:`take` stops the thread and gives the frame what was read for the runs the
     manifest names, with the same files; the frame reads the rest itself (a file this
-    thread could not read included: that read reports why). Reading a short run's report
-    costs about 0.5 ms of CPU while the engines run, instead of the same at the end,
-    where nothing else overlaps it.
+    thread could not read included: that read reports why). A short run's report takes
+    0.5-1 ms to read: spent while the engines run, not after the last run, where the
+    archive and the plots wait for it.
     """
 
     def __init__(self) -> None:
