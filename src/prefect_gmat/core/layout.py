@@ -148,7 +148,7 @@ def _inside(base: Path, path: str) -> str | None:
     """``path`` relative to ``base`` (POSIX separators) if it lies inside it, else None."""
     prefix = os.path.join(os.fspath(base), "")
     if path.startswith(prefix) and os.path.normpath(path) == path:
-        # A normal path under the prefix: pathlib's answer, as a string, 20x faster.
+        # A normal path under the prefix: pathlib's answer, as a string, ~40x faster here.
         return path[len(prefix) :].replace(os.sep, "/")
     try:
         return Path(path).relative_to(base).as_posix()
