@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,63 @@ def test_the_demo_command_end_to_end(tmp_path: Path) -> None:
     assert "14 members, verified" in done.stdout
     assert "runs/run-9/report__RF.parquet" in done.stdout
     assert "script/leo_short.script" in done.stdout
+
+
+#: What makes Prefect's telemetry stay silent, so that a child runs as a first-time user's.
+_NOT_A_USERS_TERMINAL = (
+    "PREFECT_API_URL",
+    "PREFECT_SERVER_ANALYTICS_ENABLED",
+    "DO_NOT_TRACK",
+    "CI",
+    "GITHUB_ACTIONS",
+    "GITLAB_CI",
+    "JENKINS_URL",
+    "BUILDKITE",
+    "TF_BUILD",
+)
+
+
+def _in_a_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run ``args`` with a pseudo-terminal as stdin, stdout and stderr; exit code, output."""
+    import pty
+    import select
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        args, stdin=follower, stdout=follower, stderr=follower, env=env, cwd=cwd
+    )
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + 120
+    # Until the child exits and its output is read (a process it left may keep the
+    # terminal open after it).
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([leader], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: every process closed the terminal
+                break
+            chunks.append(chunk)
+        elif proc.poll() is not None:
+            break
+    os.close(leader)
+    return proc.wait(timeout=120), b"".join(chunks).decode(errors="replace")
+
+
+def test_a_refused_run_in_a_first_time_users_terminal_prints_only_its_error(
+    tmp_path: Path,
+) -> None:
+    """A fresh Prefect home in a terminal makes Prefect queue a usage event, whose sending
+    at exit once put a "can't create new thread at interpreter shutdown" traceback under
+    the one-line refusal."""
+    env = {k: v for k, v in os.environ.items() if k not in _NOT_A_USERS_TERMINAL}
+    env["PREFECT_HOME"] = str(tmp_path / "fresh-home")
+    command = [sys.executable, "-m", "prefect_gmat.cli", "run", str(DEMO_SCRIPT)]
+    code, output = _in_a_terminal(
+        [*command, "--grid", "Sat.SMAA=7000,7100", "--out", "bad"], env, tmp_path
+    )
+    assert code == 2, output
+    assert "Did you mean 'Sat.SMA'" in output
+    assert "Traceback" not in output and "Exception ignored" not in output, output
+    assert not (tmp_path / "bad").exists()

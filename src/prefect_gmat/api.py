@@ -28,7 +28,7 @@ from prefect_gmat.errors import SweepSpecError
 from prefect_gmat.runtime.ephemeral import EarlyServer
 from prefect_gmat.runtime.imports import BackgroundImport
 from prefect_gmat.runtime.progress import terminal_progress
-from prefect_gmat.runtime.quiet import quiet_prefect
+from prefect_gmat.runtime.quiet import quiet_prefect, settle_prefect_telemetry
 from prefect_gmat.study.convergence import study_so_far
 from prefect_gmat.study.early_start import EarlyStart
 from prefect_gmat.study.frame import ReportFrames, aggregate
@@ -465,6 +465,8 @@ def _run(request: SweepRequest, frame: _FrameReader, shown: SweepKnobs) -> dict[
             )
         except BaseException:
             flow_import.cancel()  # a refused sweep imports no more than the module under way
+            flow_import.join()
+            settle_prefect_telemetry()  # the caller may well exit next
             raise
         finally:
             # Refused or not, go on (or return) only once nothing imports in the

@@ -566,6 +566,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrefectGmatError as exc:
         print(f"prefect-gmat: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        from prefect_gmat.runtime.quiet import settle_prefect_telemetry
+
+        settle_prefect_telemetry()  # the command exits next: nothing left for exit
     return result
 
 

@@ -8,12 +8,14 @@ Warnings from the sweep itself (failed runs) still show. A user who sets
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["quiet_prefect"]
+__all__ = ["quiet_prefect", "settle_prefect_telemetry"]
 
 _SILENCED = (
     "docket",
@@ -61,3 +63,24 @@ def quiet_prefect() -> Iterator[None]:
         task_runs.setLevel(saved_task_runs)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+
+
+def settle_prefect_telemetry() -> None:
+    """Send Prefect's pending usage events now, before the interpreter exits.
+
+    A first import of Prefect in a terminal queues a usage event, which its analytics
+    client (Amplitude) sends within 10 s or at exit; at exit it needs a new thread,
+    which Python 3.12 refuses then, and a first-time user whose sweep was refused at
+    once saw a "can't create new thread at interpreter shutdown" traceback under the
+    one-line error. Stopping Prefect's event service and flushing the client here,
+    while threads may still start, leaves nothing for exit. Prefect's internals: if
+    they move, this does nothing.
+    """
+    if "prefect" not in sys.modules:
+        return
+    with contextlib.suppress(Exception):
+        from prefect._internal.analytics import client
+        from prefect._internal.analytics.service import AnalyticsService
+
+        AnalyticsService.instance().shutdown(timeout=2.0)
+        client.flush()
