@@ -435,7 +435,7 @@ def test_a_killed_unseeded_study_resumes_with_the_same_draws(
     from gmat_sweep.grids import expand_monte_carlo_to_run_specs
 
     out = tmp_path / "killed"
-    n = 400  # the kill lands mid-study: the first manifest flush holds 45-76 runs here
+    n = 160  # the kill lands mid-study: the first manifest flush holds 45-76 runs here
     proc = sweep_processes.start("monte_carlo", out, n)
     wait_for_records(out, 8, proc)
     kill_with_workers(proc)
