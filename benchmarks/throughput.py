@@ -335,6 +335,13 @@ def _dask_cluster(env: dict[str, str], logs: Path) -> tuple[str, list[subprocess
     return address, procs
 
 
+def _show_round(tool: str, result: dict[str, float]) -> None:
+    """Every round as it ends, on stderr: the table keeps only the fastest, and the spread
+    between rounds is how far this machine drifted."""
+    shown = "  ".join(f"{key} {value:.2f}" for key, value in result.items())
+    print(f"   {tool}: {shown}", file=sys.stderr, flush=True)
+
+
 def _best(results: list[dict[str, float]]) -> dict[str, float]:
     """The repetition that ran fastest (noise on a shared machine only slows things down)."""
     return max(results, key=lambda r: r["running"])
@@ -397,15 +404,16 @@ def main() -> None:
                 print(f"-- {case}: {points} points, round {attempt + 1}", file=sys.stderr)
                 for name, tool, env in used:
                     tries[name].append(run_one(tool, case, points, env))
+                    _show_round(name, tries[name][-1])
             rows.extend(Row(case, name, _best(tries[name])) for name, _, _ in used)
         if not args.no_dask:
             print("-- dask cluster", file=sys.stderr, flush=True)
             address, procs = _dask_cluster(server_env, Path(tmp))
             try:
-                results = [
-                    run_one("ours", "short", args.short, server_env, dask=address)
-                    for _ in range(args.repeat)
-                ]
+                results = []
+                for _ in range(args.repeat):
+                    results.append(run_one("ours", "short", args.short, server_env, dask=address))
+                    _show_round("ours, dask cluster, server", results[-1])
                 rows.append(Row("short", "ours, dask cluster, server", _best(results)))
             finally:
                 for proc in procs:
