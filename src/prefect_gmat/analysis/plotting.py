@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = [
+    "band_statistics",
     "gmat_unit",
     "mc_convergence_plot",
     "require_matplotlib",
@@ -452,6 +453,24 @@ def _title_failures(ax: Axes, failed_runs: Sequence[int] | None) -> None:
     )
 
 
+def band_statistics(summary: pd.DataFrame) -> tuple[str | None, list[str]]:
+    """What :func:`sweep_band_plot` draws from a ``sweep_summary`` frame: the centre line's
+    statistic (the median, else the mean, else None) and the quantiles, lowest first (the
+    band spans the first and the last)."""
+    quantiles: list[tuple[float, str]] = []
+    for stat in dict.fromkeys(summary.columns.get_level_values(0)):
+        if isinstance(stat, str) and stat.startswith("q"):
+            try:
+                quantiles.append((float(stat[1:]), stat))
+            except ValueError:
+                continue
+    quantiles.sort()
+    centre = next((s for v, s in quantiles if v == 0.5), None)
+    if centre is None and "mean" in set(summary.columns.get_level_values(0)):
+        centre = "mean"
+    return centre, [s for _, s in quantiles]
+
+
 def sweep_band_plot(
     summary: pd.DataFrame,
     column: str,
@@ -479,17 +498,7 @@ def sweep_band_plot(
             field="column",
             value=column,
         )
-    quantiles: list[tuple[float, str]] = []
-    for stat in dict.fromkeys(summary.columns.get_level_values(0)):
-        if isinstance(stat, str) and stat.startswith("q"):
-            try:
-                quantiles.append((float(stat[1:]), stat))
-            except ValueError:
-                continue
-    quantiles.sort()
-    centre = next((s for v, s in quantiles if v == 0.5), None)
-    if centre is None and "mean" in set(summary.columns.get_level_values(0)):
-        centre = "mean"
+    centre, quantiles = band_statistics(summary)
     if centre is None:
         raise SweepSpecError(
             f"sweep_band_plot: {column!r} has no centre statistic; summarise with q "
@@ -502,7 +511,7 @@ def sweep_band_plot(
     options: dict[str, Any] = {"label": f"{column} ({_stat_label(centre)})", **kwargs}
     (line,) = ax.plot(x, summary[(centre, column)].to_numpy(dtype=float), **options)
     if len(quantiles) >= 2:
-        low, high = quantiles[0][1], quantiles[-1][1]
+        low, high = quantiles[0], quantiles[-1]
         ax.fill_between(
             x,
             summary[(low, column)].to_numpy(dtype=float),

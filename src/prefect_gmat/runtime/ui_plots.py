@@ -230,30 +230,31 @@ class _Sweep:
 def _thinned_for_drawing(summary: pd.DataFrame, column: str, buckets: int) -> pd.DataFrame:
     """A ``sweep_summary`` frame of at most ``2 * buckets + 2`` time steps that draws as the
     whole does at ``buckets`` pixels across: per bucket of consecutive steps, the steps where
-    ``column``'s median is lowest and highest (the line spans the same range), with the outer
-    quantiles widened to the bucket's envelope (the band covers the same area).
+    ``column``'s centre line is lowest and highest (the line spans the same range), with the
+    band's edges widened to the bucket's envelope (the band covers the same area).
 
     Ten days of one-minute steps (14,401) took 1.0-1.9 s to draw; about 1,260 steps take
     0.3-0.4 s, and the pictures differ in about 1 % of their pixels.
     """
+    from prefect_gmat.analysis.plotting import band_statistics
+
+    centre_stat, quantiles = band_statistics(summary)
     steps = len(summary)
-    if steps <= 2 * buckets or ("q0.5", column) not in summary.columns:
+    if steps <= 2 * buckets or centre_stat is None or (centre_stat, column) not in summary:
         return summary
     bucket = np.arange(steps) // -(-steps // buckets)
-    centre = summary[("q0.5", column)].to_numpy(dtype=float)
+    centre = summary[(centre_stat, column)].to_numpy(dtype=float)
     # a step without a value is picked only in a bucket without any (and draws as a gap)
     lowest = pd.Series(np.where(np.isnan(centre), np.inf, centre)).groupby(bucket).idxmin()
     highest = pd.Series(np.where(np.isnan(centre), -np.inf, centre)).groupby(bucket).idxmax()
     keep = np.unique(np.concatenate([lowest, highest, [0, steps - 1]]).astype(np.int64))
     thin = summary.iloc[keep].copy()
-    for stat in dict.fromkeys(summary.columns.get_level_values(0)):
-        if not (isinstance(stat, str) and stat.startswith("q") and stat != "q0.5"):
-            continue
-        if (stat, column) not in summary.columns:
-            continue
-        values = pd.Series(summary[(stat, column)].to_numpy(dtype=float)).groupby(bucket)
-        envelope = values.min() if float(stat[1:]) < 0.5 else values.max()
-        thin[(stat, column)] = envelope.to_numpy()[bucket[keep]]
+    if len(quantiles) >= 2:  # the band: its lowest edge at its lowest, its highest at its highest
+        for stat, widest in ((quantiles[0], "min"), (quantiles[-1], "max")):
+            if (stat, column) in summary:
+                values = pd.Series(summary[(stat, column)].to_numpy(dtype=float))
+                envelope = values.groupby(bucket).agg(widest).to_numpy()
+                thin[(stat, column)] = envelope[bucket[keep]]
     return thin
 
 
