@@ -2,8 +2,10 @@
 ``dask worker ADDRESS`` (nanny and all) on 127.0.0.1, from this environment.
 
 A 200-point sweep through the scheduler's address survives one worker killed
-midway (every run recorded, the frame equal to a local sweep's), and a worker
-that cannot write the sweep directory sends its runs' files back to the flow.
+midway (every run recorded, the frame equal to a local sweep's). A worker
+that cannot write the sweep directory, in a first-time user's shell, sends its
+runs' files back to the flow, and holds no log lines for the CLI's temporary
+server once that has stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from prefect_gmat.core.records import sha256_file
 from prefect_gmat.study.manifest import read_manifest
 from tests.support.paths import DEMO_SCRIPT
 from tests.support.points import sma_grid
+from tests.support.users import run_cli, users_env
 from tests.support.waiting import when_runs_start
 from tools.local_server import free_port
 
@@ -77,17 +80,25 @@ class Cluster:
             os.killpg(self.groups[name].pid, signal.SIGKILL)
         self.groups[name].wait()
 
+    def interrupt(self, name: str) -> None:
+        """SIGINT to the command (``kill -INT``; the nanny closes its worker), then its exit.
+
+        Not to its group, as Ctrl-C sends: the worker process then races its nanny to the
+        scheduler and may print dask's own CommClosedError traceback as it stops."""
+        self.groups[name].send_signal(signal.SIGINT)
+        self.groups[name].wait(timeout=60)
+
     def stop(self) -> None:
         for name in list(self.groups):
             self.kill(name)
 
-    def log(self, name: str) -> str:
-        return (self.logs / f"{name}.log").read_text(errors="replace")[-3000:]
+    def log(self, name: str, tail: int = 3000) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")[-tail:]
 
 
-@pytest.fixture
-def cluster(tmp_path: Path, prefect_api_env: dict[str, str]) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path, prefect_api_env)
+@contextlib.contextmanager
+def _scheduled(logs: Path, env: Mapping[str, str]) -> Iterator[Cluster]:
+    cluster = Cluster(logs, env)
     port = cluster.address.rsplit(":", 1)[1]
     try:
         cluster.start(
@@ -97,6 +108,19 @@ def cluster(tmp_path: Path, prefect_api_env: dict[str, str]) -> Iterator[Cluster
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, prefect_api_env: dict[str, str]) -> Iterator[Cluster]:
+    with _scheduled(tmp_path, prefect_api_env) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def users_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster started in a first-time user's shell: no server of theirs."""
+    with _scheduled(tmp_path, users_env(tmp_path / "home")) as cluster:
+        yield cluster
 
 
 def _kill_when(out: Path, runs: int, cluster: Cluster, name: str, killed: list[float]) -> None:
@@ -127,9 +151,14 @@ def test_a_real_cluster_survives_a_killed_worker(cluster: Cluster, tmp_path: Pat
     pd.testing.assert_frame_equal(picked, local, check_exact=True)
 
 
-def test_a_worker_that_cannot_write_out_sends_the_files_back(cluster: Cluster) -> None:
-    cluster.worker("walled-off", NO_OVERRIDE)
-    cluster.wait_for_workers(1)
+def test_a_walled_off_worker_in_a_users_shell_sends_back_files_and_logs(
+    users_cluster: Cluster, tmp_path: Path
+) -> None:
+    """A worker that cannot write the sweep directory, in a first-time user's shell (the
+    CLI's temporary server): it sends its runs' files back to the flow, and it has sent
+    every log line before that server stops, so stopping it with Ctrl-C prints no error."""
+    users_cluster.worker("walled-off", NO_OVERRIDE)
+    users_cluster.wait_for_workers(1)
     # A directory the worker may read but not write (owned by another user, mode 755).
     base = Path(tempfile.mkdtemp(prefix="prefect-gmat-walled-"))
     try:
@@ -138,8 +167,14 @@ def test_a_worker_that_cannot_write_out_sends_the_files_back(cluster: Cluster) -
         out = base / "sweep"
         probe = [sys.executable, "-c", f"open({str(base / 'probe')!r}, 'w')"]
         assert subprocess.run([*NO_OVERRIDE, *probe], capture_output=True).returncode != 0
-        df = sweep(DEMO_SCRIPT, grid={"Sat.SMA": [7000, 7100, 7200]}, out=out, dask=cluster.address)
-        assert (df["__status"] == "ok").all() and df.shape == (9, 5)
+        done = run_cli(
+            *("run", str(DEMO_SCRIPT), "-g", "Sat.SMA=7000:7200:100", "-o", str(out)),
+            *("--dask", users_cluster.address),
+            cwd=tmp_path,
+            env=users_cluster.env,
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "shape (9, 5); status counts: {'ok': 9}" in done.stdout, done.stdout
         records = read_manifest(out).records
         for run_id, record in records.items():
             for key, path in record["output_paths"].items():
@@ -147,5 +182,9 @@ def test_a_worker_that_cannot_write_out_sends_the_files_back(cluster: Cluster) -
                 assert sha256_file(out / path) == record["output_sha256"][key]
         assert (out / "sweep_bundle.zip").is_file()
         assert not list(Path(tempfile.gettempdir()).glob("prefect-gmat-carry-*"))
+        users_cluster.interrupt("walled-off")  # after the temporary server has stopped
+        log = users_cluster.log("walled-off", tail=100_000)
+        assert "Finished in state Completed" in log, log[-3000:]  # its task runs logged
+        assert "Error logging to API" not in log, log[-3000:]
     finally:
         subprocess.run(["rm", "-rf", str(base)], check=False)

@@ -35,6 +35,7 @@ from prefect_gmat.engine.pool import (
 from prefect_gmat.engine.run import failed_outcome
 from prefect_gmat.errors import FailureBudgetError, ManifestError
 from prefect_gmat.runtime import progress
+from prefect_gmat.runtime.dask_logs import drain_worker_logs
 from prefect_gmat.runtime.events import emit_sweep_completed
 from prefect_gmat.runtime.heartbeat import stop_heartbeat
 from prefect_gmat.runtime.limits import engine_slots
@@ -262,6 +263,7 @@ class _Dispatcher:
         try:
             while self.fill() or self._in_flight:
                 self.collect()
+            self.drain_remote_logs()
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM, a crash): keep what finished. Written directly,
             # not through the task, because Prefect itself may be shutting down.
@@ -272,6 +274,12 @@ class _Dispatcher:
             self._stack.close()
         self.flush()
         return self.tally
+
+    def drain_remote_logs(self) -> None:
+        """Dask workers in processes of their own send their task runs' log lines now,
+        while the flow's server (perhaps a temporary one) still answers them."""
+        if self._runner is not None and self.options.dask != "local" and self._runner._client:
+            drain_worker_logs(self._runner._client, self.logger)
 
     @property
     def over_budget(self) -> bool:
