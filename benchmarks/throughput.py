@@ -15,7 +15,9 @@ real dask cluster (``dask scheduler`` and 2 one-thread ``dask worker`` processes
 started here). Every tool runs in a fresh process; "while running" is runs/s from
 the first run's start to the last run's end, read from the manifests; "end to end"
 is from the call to the returned frame. The rounds are interleaved (each tool once
-per round, so drift hits all alike) and each cell keeps its fastest round. Also
+per round, every other round in reverse order, so a machine that slows or speeds up
+through a case favours no tool's place in line) and each cell keeps its fastest
+round. Also
 timed: Prefect's own no-op flow in ephemeral mode and the archive alone, for the
 fixed-cost goals. Prints the table and each goal of the scale-and-speed issue, met
 or not.
@@ -402,7 +404,8 @@ def main() -> None:
             tries: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in used}
             for attempt in range(args.repeat):  # rounds interleaved: drift hits every tool
                 print(f"-- {case}: {points} points, round {attempt + 1}", file=sys.stderr)
-                for name, tool, env in used:
+                # ABC then CBA: in a fixed order the last tool always ran latest in a round
+                for name, tool, env in used if attempt % 2 == 0 else used[::-1]:
                     tries[name].append(run_one(tool, case, points, env))
                     _show_round(name, tries[name][-1])
             rows.extend(Row(case, name, _best(tries[name])) for name, _, _ in used)
