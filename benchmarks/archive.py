@@ -1,6 +1,6 @@
 """Benchmark archive() and verify_bundle() on synthetic 200- and 1000-run sweeps.
 
-Usage: .venv/bin/python benchmarks/archive.py [--runs 200 1000]
+Usage: ./dev bench archive [--runs 200 1000]
 
 GMAT runs once per scenario (a real run's Parquet); that file is copied into
 every run directory of a synthetic sweep whose manifest is written with the

@@ -6,7 +6,7 @@ stamp the time they finish, and prints each phase: imports, options and
 preflight, the engine check (workers start meanwhile), Prefect's server ready,
 the flow's first line, first run start, last run end, archive, frame.
 
-    uv run python benchmarks/first_frame.py [--server]   # --server: start one and use it
+    ./dev bench first_frame [--server]   # --server: start one and use it
 """
 
 from __future__ import annotations

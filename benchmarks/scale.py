@@ -7,7 +7,7 @@ the returned frame; the engine workers are separate processes), the runs
 recorded, runs/s, the task runs the flow made, and how much the server's SQLite
 database grew.
 
-    uv run python benchmarks/scale.py [--points 1000 10000]
+    ./dev bench scale [--points 1000 10000]
 """
 
 from __future__ import annotations

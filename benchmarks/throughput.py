@@ -22,7 +22,7 @@ timed: Prefect's own no-op flow in ephemeral mode and the archive alone, for the
 fixed-cost goals. Prints the table and each goal of the scale-and-speed issue, met
 or not.
 
-    uv run python benchmarks/throughput.py [--short 1000] [--long 300] [--slow 40] [--no-dask]
+    ./dev bench [throughput] [--short 1000] [--long 300] [--slow 40] [--no-dask]
         [--repeat 2]
 """
 
