@@ -1,7 +1,7 @@
 """A real dask cluster, started the way dask's docs start one: ``dask scheduler`` and
 ``dask worker ADDRESS`` (nanny and all) on 127.0.0.1, from this environment.
 
-A 200-point sweep through the scheduler's address survives one worker killed
+A 120-point sweep through the scheduler's address survives one worker killed
 midway (every run recorded, the frame equal to a local sweep's). A worker
 that cannot write the sweep directory, in a first-time user's shell, sends its
 runs' files back to the flow, and holds no log lines for the CLI's temporary
@@ -136,18 +136,18 @@ def test_a_real_cluster_survives_a_killed_worker(cluster: Cluster, tmp_path: Pat
     cluster.worker("worker-a")
     cluster.worker("worker-b")
     cluster.wait_for_workers(2)
-    grid = sma_grid(200, step=0.5)
+    grid = sma_grid(120, step=0.5)
     out = tmp_path / "on-dask"
     killed: list[float] = []
-    _kill_when(out, 60, cluster, "worker-b", killed)
+    _kill_when(out, 40, cluster, "worker-b", killed)
     on_dask = sweep(DEMO_SCRIPT, grid=grid, out=out, dask=cluster.address, archive=False)
     assert killed, "the sweep ended before a worker could be killed"
     manifest = read_manifest(out)
-    assert sorted(manifest.ok_ids()) == list(range(200)), cluster.log("worker-a")
+    assert sorted(manifest.ok_ids()) == list(range(120)), cluster.log("worker-a")
     # The same points run locally give the same numbers (a sample: every 10th point).
     sample = {"Sat.SMA": grid["Sat.SMA"][::10]}
     local = sweep(DEMO_SCRIPT, grid=sample, out=tmp_path / "local", workers=2, archive=False)
-    picked = on_dask.loc[list(range(0, 200, 10))].rename(index=lambda r: r // 10, level="run_id")
+    picked = on_dask.loc[list(range(0, 120, 10))].rename(index=lambda r: r // 10, level="run_id")
     pd.testing.assert_frame_equal(picked, local, check_exact=True)
 
 
