@@ -12,8 +12,9 @@ flow still runs delivers those lines, and leaves nothing for a worker's exit.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
+
+from prefect_gmat.runtime.observability import Logger
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -22,8 +23,6 @@ __all__ = ["drain_worker_logs"]
 
 #: Longest wait for one worker's queue to be sent: a stuck API never holds up the sweep.
 DRAIN_SECONDS = 10.0
-
-Logger = logging.Logger | logging.LoggerAdapter[logging.Logger]
 
 
 async def _drain_this_worker() -> None:
@@ -40,10 +39,10 @@ def drain_worker_logs(client: Client, logger: Logger) -> None:
     skipped: the lines are Prefect's record of the runs, not their results.
     """
     try:
-        failures = client.run(_drain_this_worker, on_error="return")
+        results = client.run(_drain_this_worker, on_error="return")
     except Exception as exc:  # the scheduler itself is gone; the sweep's results are in
         logger.debug("could not reach the dask workers to send their logs: %r", exc)
         return
-    for worker, result in failures.items():
+    for worker, result in results.items():
         if isinstance(result, BaseException):
             logger.debug("dask worker %s did not send its logs: %r", worker, result)
